@@ -1,0 +1,1 @@
+"""gnn: placeholder package; built by a later issue (see the README's roadmap)."""

@@ -1,0 +1,471 @@
+"""GraphStore: the only way kgforge reads and writes the graph (official ``neo4j`` driver, Bolt).
+
+Every write is a managed transaction (``execute_write``), so the driver retries transient errors
+(ArcadeDB reports concurrent page modifications as ``TransientError``) and a failed batch leaves
+nothing behind. Writes are ``UNWIND $rows`` batches grouped by label or by (type, head label, tail
+label), because labels and types are part of the statement text and values never are.
+
+Measured on WN18RR (``benchmarks/bench_ingest.py``): one writer with batches of 2,000 rows is the
+fastest setting on ArcadeDB; two concurrent writers were slower (page conflicts and retries).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from neo4j import Driver, GraphDatabase, ManagedTransaction
+from neo4j import exceptions as neo4j_errors
+from pydantic import BaseModel, Field
+
+import cypher
+from kg_builder.errors import DatabaseError, DatabaseUnavailableError, InvalidInputError
+from kg_builder.settings import Settings
+from kg_builder.store import schema
+from kg_builder.store.schema import ENTITY, RELATION
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+_PROPERTY_SCALARS = (str, int, float, bool)
+MAX_ID_LENGTH = 512
+
+
+# --------------------------------------------------------------------------------------------
+# Write rows
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class NodeWrite:
+    """One node to create or update (MERGE on ``label`` + ``id``)."""
+
+    label: str
+    id: str
+    name: str | None = None
+    description: str | None = None
+    props: Mapping[str, Any] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    job_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TripleWrite:
+    """One edge ``(head)-[type]->(tail)`` between existing nodes.
+
+    ``relation`` is the relation's original name (kept on the edge); ``rel_type`` defaults to
+    :func:`schema.relation_type_for(relation) <kg_builder.store.schema.relation_type_for>`; an
+    explicit ``rel_type`` must already be a valid identifier.
+    """
+
+    head: str
+    relation: str
+    tail: str
+    head_label: str = ENTITY
+    tail_label: str = ENTITY
+    rel_type: str | None = None
+    confidence: float = 1.0
+    sources: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
+    job_id: str | None = None
+    props: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# Read results
+# --------------------------------------------------------------------------------------------
+class GraphNode(BaseModel):
+    label: str
+    id: str
+    properties: dict[str, Any]
+
+
+class GraphEdge(BaseModel):
+    head: str
+    head_label: str | None = None
+    type: str
+    tail: str
+    tail_label: str | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class RelationInfo(BaseModel):
+    type: str
+    name: str
+    description: str | None = None
+    sources: list[str] = Field(default_factory=list)
+
+
+class ExportedTriple(BaseModel):
+    head: str
+    type: str
+    relation: str
+    tail: str
+    confidence: float | None = None
+    sources: list[str] | None = None
+    evidence: list[str] | None = None
+    job_id: str | None = None
+
+
+class GraphCounts(BaseModel):
+    nodes: dict[str, int]
+    edges: dict[str, int]
+
+    @property
+    def total_nodes(self) -> int:
+        return sum(self.nodes.values())
+
+    @property
+    def total_edges(self) -> int:
+        return sum(self.edges.values())
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers (values become parameters; these guard types and sizes, not injection)
+# --------------------------------------------------------------------------------------------
+def _check_id(value: object, field_name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError(field_name, "must be a non-empty string")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidInputError(field_name, f"is longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
+def _check_props(props: Mapping[str, Any], field_name: str) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    for key, value in props.items():
+        try:
+            cypher.check_identifier(key, "property name")
+        except cypher.InvalidIdentifierError as e:
+            raise InvalidInputError(f"{field_name}.{key}", str(e)) from e
+        if value is None:
+            continue  # `n += {k: null}` would delete k: absent means "leave as is"
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInputError(f"{field_name}.{key}", "must be a finite number")
+        if isinstance(value, _PROPERTY_SCALARS):
+            clean[key] = value
+        elif isinstance(value, (list, tuple)) and all(isinstance(v, _PROPERTY_SCALARS) for v in value):
+            clean[key] = list(value)
+        else:
+            raise InvalidInputError(f"{field_name}.{key}", "must be a string, number, boolean or list of those")
+    return clean
+
+
+def _str_list(values: Iterable[str], field_name: str) -> list[str]:
+    out = list(values)
+    if not all(isinstance(v, str) for v in out):
+        raise InvalidInputError(field_name, "must be a list of strings")
+    return out
+
+
+def _node_row(node: NodeWrite) -> dict[str, Any]:
+    _check_id(node.id, "id")
+    props = _check_props(node.props, "props")
+    if node.name is not None:
+        if not isinstance(node.name, str) or not node.name.strip():
+            raise InvalidInputError("name", "must be a non-empty string when given")
+        props["name"] = node.name
+        props["name_norm"] = schema.normalize_name(node.name)
+    if node.description is not None:
+        props["description"] = node.description
+    return {
+        "id": node.id,
+        "props": props,
+        "sources": _str_list(node.sources, "sources"),
+        "aliases": _str_list(node.aliases, "aliases"),
+        "job_id": node.job_id,
+    }
+
+
+def _edge_key(triple: TripleWrite) -> tuple[str, str, str]:
+    rel_type = schema.rel_type(triple.rel_type) if triple.rel_type else schema.relation_type_for(triple.relation)
+    return rel_type, schema.node_label(triple.head_label), schema.node_label(triple.tail_label)
+
+
+def _edge_row(triple: TripleWrite) -> dict[str, Any]:
+    _check_id(triple.head, "head")
+    _check_id(triple.tail, "tail")
+    confidence = triple.confidence
+    if not isinstance(confidence, (int, float)) or isinstance(confidence, bool) or not 0.0 <= confidence <= 1.0:
+        raise InvalidInputError("confidence", f"must be a number between 0 and 1, got {confidence!r}")
+    return {
+        "head": triple.head,
+        "tail": triple.tail,
+        "relation": triple.relation,
+        "confidence": float(confidence),
+        "sources": _str_list(triple.sources, "sources"),
+        "evidence": _str_list(triple.evidence, "evidence"),
+        "job_id": triple.job_id,
+        "props": _check_props(triple.props, "props"),
+    }
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _batches(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+# --------------------------------------------------------------------------------------------
+# The store
+# --------------------------------------------------------------------------------------------
+class GraphStore:
+    """Reads and writes kgforge's graph over Bolt.
+
+    Example::
+
+        with GraphStore.from_settings(get_settings()) as store:
+            store.setup_schema()
+            store.upsert_nodes([NodeWrite(label="Entity", id="umls:virus", name="virus")])
+            print(store.counts())
+    """
+
+    def __init__(self, driver: Driver, database: str, *, batch_size: int = 2000):
+        self.driver = driver
+        self.database = database
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "GraphStore":
+        driver = GraphDatabase.driver(
+            settings.bolt_uri,
+            auth=(settings.graph_user, settings.resolved_graph_password()),
+            connection_timeout=10,
+            max_transaction_retry_time=30,
+        )
+        return cls(driver, settings.graph_database, batch_size=settings.graph_batch_size)
+
+    def close(self) -> None:
+        self.driver.close()
+
+    def __enter__(self) -> "GraphStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- transaction plumbing ------------------------------------------------------------------
+    def _run(self, write: bool, work: Callable[[ManagedTransaction], Any]) -> Any:
+        try:
+            with self.driver.session(database=self.database) as session:
+                return session.execute_write(work) if write else session.execute_read(work)
+        except (neo4j_errors.ServiceUnavailable, neo4j_errors.SessionExpired) as e:
+            raise DatabaseUnavailableError(
+                f"graph database unreachable ({e}); start it with `kgforge db start` or check KGFORGE_GRAPH_URI"
+            ) from e
+        except neo4j_errors.AuthError as e:
+            raise DatabaseError(f"graph database refused the credentials ({e}); check KGFORGE_GRAPH_PASSWORD") from e
+        except neo4j_errors.TransientError as e:
+            raise DatabaseUnavailableError(f"graph database transient failure persisted after retries: {e}") from e
+        except neo4j_errors.Neo4jError as e:
+            raise DatabaseError(f"graph database error: {e}") from e
+
+    def _query(self, text: str, **params: Any) -> list[dict[str, Any]]:
+        return self._run(False, lambda tx: [record.data() for record in tx.run(text, **params)])
+
+    def _execute(self, text: str, **params: Any) -> list[dict[str, Any]]:
+        return self._run(True, lambda tx: [record.data() for record in tx.run(text, **params)])
+
+    def ping(self) -> bool:
+        """True when the database answers a query (raises DatabaseUnavailableError otherwise)."""
+        return self._query(cypher.render("ping"))[0]["ok"] == 1
+
+    def server_agent(self) -> str:
+        """The server's agent string, e.g. ``Neo4j/5.26.0 compatible (ArcadeDB 26.10.2)``."""
+        return self.driver.get_server_info().agent
+
+    # --- schema ----------------------------------------------------------------------------------
+    def setup_schema(self) -> None:
+        """Create the id constraints and name indexes (idempotent: safe on every start)."""
+        for name, label in schema.ID_CONSTRAINTS:
+            self._execute(cypher.render("create_id_constraint", constraint=name, label=label))
+        for name, label, prop in schema.PROPERTY_INDEXES:
+            self._execute(cypher.render("create_property_index", index=name, label=label, property=prop))
+
+    def constraints(self) -> list[dict[str, Any]]:
+        return self._query(cypher.render("show_constraints"))
+
+    # --- writes ----------------------------------------------------------------------------------
+    def upsert_nodes(self, nodes: Iterable[NodeWrite], *, progress: Progress | None = None) -> int:
+        """MERGE nodes by (label, id) in batches. Returns the number of rows written.
+
+        Raises:
+            InvalidInputError: a label, id, name or property is invalid (nothing is written).
+        """
+        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for node in nodes:
+            groups[schema.node_label(node.label)].append(_node_row(node))
+        written = 0
+        for label, rows in groups.items():
+            text = cypher.render("upsert_nodes", label=label)
+            for batch in _batches(rows, self.batch_size):
+                written += self._write_batch(text, batch)
+                if progress:
+                    progress(len(batch))
+        return written
+
+    def upsert_triples(self, triples: Iterable[TripleWrite], *, progress: Progress | None = None) -> int:
+        """MERGE edges between existing nodes in batches. Returns the number of rows written.
+
+        Every row of a batch must find its head and tail; otherwise the batch's transaction is
+        rolled back and DatabaseError names the missing ids (write the nodes first).
+
+        Raises:
+            InvalidInputError: a relation type, label, id, confidence or property is invalid
+                (validated for all rows before anything is written).
+        """
+        groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+        for triple in triples:
+            groups[_edge_key(triple)].append(_edge_row(triple))
+        written = 0
+        for (rel_type, head_label, tail_label), rows in groups.items():
+            text = cypher.render("upsert_edges", rel_type=rel_type, head_label=head_label, tail_label=tail_label)
+            for batch in _batches(rows, self.batch_size):
+                got = self._write_batch(text, batch)
+                if got is None:
+                    self._raise_missing_endpoints(batch, head_label, tail_label, rel_type)
+                written += got
+                if progress:
+                    progress(len(batch))
+        return written
+
+    def _write_batch(self, text: str, rows: Sequence[dict[str, Any]]) -> int | None:
+        """Run one batch in one managed transaction; None (and a rollback) when rows went missing."""
+        now = _now()
+
+        class _Incomplete(Exception):
+            pass
+
+        def work(tx: ManagedTransaction) -> int:
+            written = tx.run(text, rows=list(rows), now=now).single()["written"]
+            if written != len(rows):
+                raise _Incomplete(written)
+            return written
+
+        try:
+            return self._run(True, work)
+        except _Incomplete:
+            return None
+
+    def _raise_missing_endpoints(self, batch: Sequence[dict[str, Any]], head_label: str, tail_label: str,
+                                 rel_type: str) -> None:
+        missing: list[str] = []
+        for label, key in ((head_label, "head"), (tail_label, "tail")):
+            ids = sorted({row[key] for row in batch})
+            found = {n["props"]["id"] for n in self._query(cypher.render("nodes_by_ids", label=label), ids=ids)}
+            missing += [f"{label} {i!r}" for i in ids if i not in found]
+        raise DatabaseError(
+            f"{len(missing)} endpoint(s) of {rel_type} edges do not exist (nothing of this batch was written): "
+            f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}; write the nodes first"
+        )
+
+    def register_relations(self, relations: Iterable[tuple[str, str | None]], *, source: str) -> dict[str, str]:
+        """Add relations (name, description) to the relation pool; returns name -> relationship type.
+
+        Raises:
+            InvalidInputError: two names map to one type, or a name maps to no valid type.
+        """
+        mapping: dict[str, str] = {}
+        owner: dict[str, str] = {}
+        nodes = []
+        for name, description in relations:
+            rel_type = schema.relation_type_for(name)
+            if rel_type in owner and owner[rel_type] != name:
+                raise InvalidInputError(
+                    "relation", f"{name!r} and {owner[rel_type]!r} both map to relationship type {rel_type}"
+                )
+            owner[rel_type] = name
+            mapping[name] = rel_type
+            nodes.append(NodeWrite(label=RELATION, id=rel_type, name=name, description=description, sources=(source,)))
+        self.upsert_nodes(nodes)
+        return mapping
+
+    def wipe(self, *, batch: int = 10_000) -> int:
+        """Delete every node and edge in bounded transactions. Returns the number of nodes deleted."""
+        total = 0
+        text = cypher.render("delete_some_nodes")
+        while True:
+            deleted = self._execute(text, limit=batch)[0]["deleted"]
+            total += deleted
+            if deleted == 0:
+                return total
+
+    # --- reads -----------------------------------------------------------------------------------
+    def get_node(self, node_id: str, label: str | None = None) -> GraphNode | None:
+        """The node with this id (of ``label``, or of any label when None)."""
+        _check_id(node_id, "id")
+        labels = (schema.node_label(label),) if label else schema.NODE_LABELS
+
+        def work(tx: ManagedTransaction) -> GraphNode | None:
+            for candidate in labels:
+                record = tx.run(cypher.render("node_by_id", label=candidate), id=node_id).single()
+                if record is not None:
+                    return GraphNode(label=candidate, id=node_id, properties=record["props"])
+            return None
+
+        return self._run(False, work)
+
+    def find_nodes_by_name(self, name: str, label: str = ENTITY, *, limit: int = 10) -> list[GraphNode]:
+        """Nodes of ``label`` whose name equals ``name`` exactly or after :func:`normalize_name`."""
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInputError("name", "must be a non-empty string")
+        rows = self._query(
+            cypher.render("nodes_by_name", label=schema.node_label(label)),
+            name=name, name_norm=schema.normalize_name(name), limit=int(limit),
+        )
+        return [GraphNode(label=label, id=r["props"]["id"], properties=r["props"]) for r in rows]
+
+    def neighbourhood(self, node_id: str, label: str = ENTITY, *, hops: int = 1, limit: int = 100) -> list[GraphEdge]:
+        """Distinct edges within ``hops`` (1-3) of a node, both directions, at most ``limit`` (1-10,000)."""
+        _check_id(node_id, "id")
+        if not isinstance(hops, int) or not 1 <= hops <= 3:
+            raise InvalidInputError("hops", "must be an integer from 1 to 3")
+        if not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise InvalidInputError("limit", "must be an integer from 1 to 10000")
+        rows = self._query(cypher.render("neighbourhood", label=schema.node_label(label), hops=hops),
+                           id=node_id, limit=limit)
+        return [
+            GraphEdge(head=r["head"], head_label=(r["head_labels"] or [None])[0], type=r["type"], tail=r["tail"],
+                      tail_label=(r["tail_labels"] or [None])[0], properties=r["props"])
+            for r in rows
+        ]
+
+    def relation_pool(self) -> list[RelationInfo]:
+        """Every relation type with its original name and description."""
+        return [
+            RelationInfo(type=r["type"], name=r["name"] or r["type"], description=r["description"],
+                         sources=r["sources"] or [])
+            for r in self._query(cypher.render("relation_pool"))
+        ]
+
+    def export_triples(self, *, fetch_size: int = 2000) -> Iterator[ExportedTriple]:
+        """Stream every edge with provenance, ``fetch_size`` records per round trip.
+
+        A read in an auto-commit transaction, deliberately: a managed transaction would have to
+        hold the whole result in memory; reads leave nothing half-done when they fail.
+        """
+        try:
+            with self.driver.session(database=self.database, fetch_size=fetch_size) as session:
+                for record in session.run(cypher.render("export_triples")):
+                    yield ExportedTriple(**record.data())
+        except (neo4j_errors.ServiceUnavailable, neo4j_errors.SessionExpired) as e:
+            raise DatabaseUnavailableError(f"graph database went away during export: {e}") from e
+
+    def counts(self) -> GraphCounts:
+        """Node counts per label and edge counts per relationship type."""
+        nodes: dict[str, int] = defaultdict(int)
+        for row in self._query(cypher.render("count_nodes_by_label")):
+            nodes[(row["labels"] or ["(none)"])[0]] += row["count"]
+        edges = {row["type"]: row["count"] for row in self._query(cypher.render("count_edges_by_type"))}
+        return GraphCounts(nodes=dict(nodes), edges=edges)
+
+    def count_duplicate_edges(self) -> int:
+        """Surplus edges with the same (head, type, tail); an idempotent writer keeps this at 0."""
+        return self._query(cypher.render("count_duplicate_edges"))[0]["duplicates"]

@@ -1,0 +1,97 @@
+"""The graph model: node labels, relationship-type naming, keys and name normalisation.
+
+Model (both runtime modes):
+
+* Nodes carry exactly one label from :data:`NODE_LABELS` and a string ``id`` that is unique for the
+  label (a constraint) and deterministic, so every write can ``MERGE`` on it. Common properties:
+  ``name``, ``name_norm`` (see :func:`normalize_name`), ``description``, ``domain``, ``aliases``,
+  ``sources`` (who wrote it: datasets, generators), ``job_id``, ``created_at``, ``updated_at``.
+* Relationship types are derived from relation names by :func:`relation_type_for` (``isa`` ->
+  ``ISA``, ``/film/film/genre`` -> ``FILM_FILM_GENRE``); the original name is kept on every edge as
+  ``relation`` and in the relation pool (``:Relation`` nodes with ``id`` = the type, ``name`` and
+  ``description``). Edge properties: ``confidence``, ``sources``, ``evidence``, ``job_id``,
+  ``created_at``, ``updated_at``.
+* Labels and types reach Cypher only after :func:`cypher.check_identifier`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from cypher import InvalidIdentifierError, check_identifier
+from kg_builder.errors import InvalidInputError
+
+ENTITY = "Entity"
+ITEM = "Item"
+CATEGORY = "Category"
+BRAND = "Brand"
+USER = "User"
+RELATION = "Relation"
+NODE_LABELS: tuple[str, ...] = (ENTITY, ITEM, CATEGORY, BRAND, USER, RELATION)
+
+# Structural relationship types written by dataset import (not part of the KG relation pool).
+IN_CATEGORY = "IN_CATEGORY"
+SUBCATEGORY_OF = "SUBCATEGORY_OF"
+HAS_BRAND = "HAS_BRAND"
+INTERACTED = "INTERACTED"
+SAME_AS = "SAME_AS"
+
+# (constraint or index name, label, property): created idempotently by GraphStore.setup_schema.
+ID_CONSTRAINTS: tuple[tuple[str, str], ...] = tuple((f"{label.lower()}_id_unique", label) for label in NODE_LABELS)
+PROPERTY_INDEXES: tuple[tuple[str, str, str], ...] = tuple(
+    (f"{label.lower()}_{prop}", label, prop)
+    for label in (ENTITY, ITEM, CATEGORY, BRAND)
+    for prop in ("name", "name_norm")
+)
+
+_NON_WORD = re.compile(r"[^0-9a-z]+")
+_TYPE_RUN = re.compile(r"[^A-Za-z0-9]+")
+
+
+def node_label(label: str) -> str:
+    """Check that ``label`` is one of the graph's node labels."""
+    if label not in NODE_LABELS:
+        raise InvalidInputError("label", f"{label!r} is not a node label; use one of {', '.join(NODE_LABELS)}")
+    return label
+
+
+def rel_type(value: str) -> str:
+    """Check a relationship type against the strict identifier pattern (no derivation)."""
+    try:
+        return check_identifier(value, "relationship type")
+    except InvalidIdentifierError as e:
+        raise InvalidInputError("type", str(e)) from e
+
+
+def relation_type_for(name: str) -> str:
+    """Derive the relationship type for a relation name: upper case, runs of other characters -> ``_``.
+
+    >>> relation_type_for("/film/film/genre")
+    'FILM_FILM_GENRE'
+    >>> relation_type_for("_member_of_domain_usage")
+    'MEMBER_OF_DOMAIN_USAGE'
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError("relation", "must be a non-empty string")
+    derived = _TYPE_RUN.sub("_", name).strip("_").upper()
+    if not derived:
+        raise InvalidInputError("relation", f"{name!r} has no letters or digits to form a relationship type")
+    if not derived[0].isalpha():
+        derived = "R_" + derived
+    return rel_type(derived[:200])
+
+
+def normalize_name(name: str) -> str:
+    """Normalise a name for matching: Unicode NFKC, case-folded, punctuation and spacing removed.
+
+    >>> normalize_name("  Acquired-Abnormality ")
+    'acquired abnormality'
+    """
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return _NON_WORD.sub(" ", folded).strip()
+
+
+def slug(text: str) -> str:
+    """A key fragment from free text (brands, categories): the normalised name with ``-`` joins."""
+    return normalize_name(text).replace(" ", "-")

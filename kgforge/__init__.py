@@ -1,0 +1,1 @@
+"""kgforge: the command line and composition root (the `kgforge` console script)."""

@@ -1,0 +1,3 @@
+from kgforge.cli import main
+
+main()

@@ -1,0 +1,22 @@
+"""The ``kgforge`` command line: one typer app, one module per command group.
+
+Long work shows a rich progress bar; every command that reads datasets takes ``--data-dir``
+(default: ``KGFORGE_DATA_DIR``); machine-readable output with ``--json`` where it helps.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from kgforge.cli import db, graph, imports
+
+app = typer.Typer(name="kgforge", help="kgforge: knowledge-graph construction service.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+app.add_typer(db.app, name="db")
+app.add_typer(graph.app, name="graph")
+app.command("import")(imports.import_command)
+app.command("datasets")(imports.datasets_command)
+
+
+def main() -> None:
+    app()

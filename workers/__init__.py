@@ -1,0 +1,1 @@
+"""workers: placeholder package; built by a later issue (see the README's roadmap)."""
