@@ -9,8 +9,8 @@ MATCH (n:{{label}} {id: $id}) RETURN properties(n) AS props, labels(n) AS labels
 MATCH (n:{{label}}) WHERE n.id IN $ids RETURN properties(n) AS props, labels(n) AS labels;
 
 // @name nodes_by_name
-// @purpose Find nodes of one label by exact name or normalised name.
-MATCH (n:{{label}}) WHERE n.name_norm = $name_norm OR n.name = $name
+// @purpose Find nodes of one label by normalised name (an exact name normalises to the same value).
+MATCH (n:{{label}}) WHERE n.name_norm = $name_norm
 RETURN properties(n) AS props, labels(n) AS labels ORDER BY n.id LIMIT $limit;
 
 // @name neighbourhood

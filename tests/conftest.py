@@ -7,7 +7,6 @@ ports under a temporary KGFORGE_HOME, once per test session.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,15 +14,10 @@ import pytest
 
 from kg_builder.settings import Settings
 from kg_builder.store import GraphStore
-from kg_builder.store.embedded import EmbeddedDatabase
+from kg_builder.store.embedded import EmbeddedDatabase, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def shared_data_dir() -> Path:

@@ -69,6 +69,13 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now (for tests, benchmarks and side-by-side databases)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 def _port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)

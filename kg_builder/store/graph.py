@@ -136,6 +136,8 @@ def _check_id(value: object, field_name: str) -> str:
 
 
 def _check_props(props: Mapping[str, Any], field_name: str) -> dict[str, Any]:
+    if not props:
+        return {}
     clean: dict[str, Any] = {}
     for key, value in props.items():
         try:
@@ -157,7 +159,7 @@ def _check_props(props: Mapping[str, Any], field_name: str) -> dict[str, Any]:
 
 def _str_list(values: Iterable[str], field_name: str) -> list[str]:
     out = list(values)
-    if not all(isinstance(v, str) for v in out):
+    if out and not all(isinstance(v, str) for v in out):
         raise InvalidInputError(field_name, "must be a list of strings")
     return out
 
@@ -418,7 +420,7 @@ class GraphStore:
             raise InvalidInputError("name", "must be a non-empty string")
         rows = self._query(
             cypher.render("nodes_by_name", label=schema.node_label(label)),
-            name=name, name_norm=schema.normalize_name(name), limit=int(limit),
+            name_norm=schema.normalize_name(name), limit=int(limit),
         )
         return [GraphNode(label=label, id=r["props"]["id"], properties=r["props"]) for r in rows]
 

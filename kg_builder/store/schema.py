@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 from cypher import InvalidIdentifierError, check_identifier
 from kg_builder.errors import InvalidInputError
@@ -42,7 +43,7 @@ ID_CONSTRAINTS: tuple[tuple[str, str], ...] = tuple((f"{label.lower()}_id_unique
 PROPERTY_INDEXES: tuple[tuple[str, str, str], ...] = tuple(
     (f"{label.lower()}_{prop}", label, prop)
     for label in (ENTITY, ITEM, CATEGORY, BRAND)
-    for prop in ("name", "name_norm")
+    for prop in ("name_norm",)  # lookups by name go through name_norm; a `name` index would only slow writes
 )
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
@@ -56,6 +57,7 @@ def node_label(label: str) -> str:
     return label
 
 
+@lru_cache(maxsize=65536)
 def rel_type(value: str) -> str:
     """Check a relationship type against the strict identifier pattern (no derivation)."""
     try:
@@ -64,6 +66,7 @@ def rel_type(value: str) -> str:
         raise InvalidInputError("type", str(e)) from e
 
 
+@lru_cache(maxsize=65536)
 def relation_type_for(name: str) -> str:
     """Derive the relationship type for a relation name: upper case, runs of other characters -> ``_``.
 

@@ -38,6 +38,43 @@ def stats(json_out: bool = JsonOption) -> None:
 
 @app.command()
 @handle_errors
+def node(
+    key: str = typer.Argument(..., help="A node id (umls:virus) or, with --name, a name."),
+    by_name: bool = typer.Option(False, "--name", help="Look the node up by (normalised) name."),
+    label: str = typer.Option("Entity", help="Label for --name lookups."),
+    hops: int = typer.Option(1, min=1, max=3, help="Neighbourhood depth."),
+    limit: int = typer.Option(25, min=1, max=10_000, help="At most this many edges."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Show one node with its properties and the edges around it (confidence, provenance)."""
+    with GraphStore.from_settings(load_settings()) as store:
+        if by_name:
+            found = store.find_nodes_by_name(key, label=label, limit=1)
+            found_node = found[0] if found else None
+        else:
+            found_node = store.get_node(key)
+        if found_node is None:
+            raise typer.BadParameter(f"no node {key!r}", param_hint="KEY")
+        edges = store.neighbourhood(found_node.id, found_node.label, hops=hops, limit=limit)
+    if json_out:
+        print_json({"node": found_node.model_dump(), "edges": [e.model_dump() for e in edges]})
+        return
+    props = found_node.properties
+    console.print(f"[bold]{found_node.label}[/] {found_node.id}: {props.get('name', '')}")
+    if props.get("description"):
+        console.print(f"  {str(props['description'])[:300]}")
+    table = Table(title=f"{len(edges)} edges within {hops} hop(s)")
+    for col in ("head", "relation", "tail", "confidence", "sources"):
+        table.add_column(col)
+    for edge in edges:
+        table.add_row(edge.head, str(edge.properties.get("relation", edge.type)), edge.tail,
+                      f"{edge.properties.get('confidence', float('nan')):.2f}",
+                      ", ".join(edge.properties.get("sources") or []))
+    console.print(table)
+
+
+@app.command()
+@handle_errors
 def export(out: Path | None = typer.Option(None, "--out", "-o", help="File to write (default: stdout)."),
            fmt: str = typer.Option("tsv", "--format", help="tsv (head, relation, tail, confidence) or jsonl.")) -> None:
     """Stream every triple with its confidence and provenance."""

@@ -1,0 +1,40 @@
+# kgforge developer entry points. The README's two set-up commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+KGFORGE := $(BIN)/kgforge
+PYTEST_ARGS ?=
+
+.PHONY: install install-dev run test bench-ingest db-start db-stop clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+
+# The main job on the embedded default: start the graph database, import a real dataset, show it.
+run: install
+	$(KGFORGE) db status >/dev/null 2>&1 || $(KGFORGE) db start
+	$(KGFORGE) import umls
+	$(KGFORGE) graph stats
+	$(KGFORGE) graph node virus --name --limit 10
+
+test: install-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench-ingest: install-dev
+	$(BIN)/python benchmarks/bench_ingest.py
+
+db-start: install
+	$(KGFORGE) db start
+
+db-stop:
+	$(KGFORGE) db stop
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
