@@ -9,9 +9,9 @@ node                           id                                               
 KG entity                      ``{dataset}:{native id}``                                   Entity
 item with an Amazon ASIN       ``amazon:{ASIN}`` (one product, one node across datasets)   Item
 other item                     ``{dataset}:item:{native id}``                              Item
-named category (path)          ``category:{slug(level 1)}/{slug(level 2)}/...``            Category
+named category (path)          ``category:{key_part(level 1)}/{key_part(level 2)}/...``            Category
 category known only by an id   ``{dataset}:category:{id}``                                 Category
-named brand                    ``brand:{slug(name)}`` (shared across datasets)             Brand
+named brand                    ``brand:{key_part(name)}`` (shared across datasets)           Brand
 brand known only by an id      ``{dataset}:brand:{id}``                                    Brand
 user                           ``{dataset}:user:{native id}``                              User
 relation (pool)                the relationship type, e.g. ``ISA``                          Relation
@@ -104,14 +104,14 @@ class _Keys:
     def category_path(self, path: tuple[str, ...]) -> list[str]:
         ids, prefix = [], "category:"
         for depth in range(1, len(path) + 1):
-            ids.append(prefix + "/".join(schema.slug(p) or "-" for p in path[:depth]))
+            ids.append(prefix + "/".join(schema.key_part(p) or "-" for p in path[:depth]))
         return ids
 
     def category_id(self, native: str) -> str:
         return f"{self.dataset}:category:{native}"
 
     def brand(self, name: str) -> str:
-        return f"brand:{schema.slug(name)}"
+        return f"brand:{schema.key_part(name)}"
 
     def brand_id(self, native: str) -> str:
         return f"{self.dataset}:brand:{native}"

@@ -16,6 +16,7 @@ Model (both runtime modes):
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from functools import lru_cache
@@ -98,3 +99,16 @@ def normalize_name(name: str) -> str:
 def slug(text: str) -> str:
     """A key fragment from free text (brands, categories): the normalised name with ``-`` joins."""
     return normalize_name(text).replace(" ", "-")
+
+
+def key_part(text: str, max_length: int = 64) -> str:
+    """A bounded, deterministic key fragment: :func:`slug`, or its head plus a hash when it is long.
+
+    Category strings in the Amazon data sometimes swallow a whole product description; keys stay
+    short and unique all the same.
+    """
+    value = slug(text)
+    if len(value) <= max_length:
+        return value
+    digest = hashlib.sha1(value.encode("utf-8")).hexdigest()[:12]
+    return f"{value[: max_length - 13].rstrip('-')}-{digest}"

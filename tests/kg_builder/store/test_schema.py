@@ -50,3 +50,12 @@ def test_normalize_name_ignores_case_punctuation_and_spacing(a, b):
 
 def test_slug_is_stable():
     assert schema.slug("Office Products & Supplies") == "office-products-supplies"
+
+
+def test_key_part_is_bounded_and_deterministic():
+    long_a = "Abrasive & Finishing Products " + "grit " * 100 + "A"
+    long_b = "Abrasive & Finishing Products " + "grit " * 100 + "B"
+    assert len(schema.key_part(long_a)) <= 64
+    assert schema.key_part(long_a) == schema.key_part(long_a)
+    assert schema.key_part(long_a) != schema.key_part(long_b)
+    assert schema.key_part("Office Products") == "office-products"
