@@ -10,6 +10,8 @@ PYTEST_ARGS ?=
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	# The CPU build of torch first, so that no dependency pulls the multi-gigabyte CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
 
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .

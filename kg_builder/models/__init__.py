@@ -1,0 +1,1 @@
+"""Models kgforge trains or loads: the MiniLM text encoder and the saved-model folder convention."""
