@@ -59,7 +59,9 @@ def datasets_command(data_dir: Path | None = DataDirOption) -> None:
     present = set(available_datasets(root))
     table = Table(title=f"datasets in {root}")
     table.add_column("name")
+    table.add_column("kind")
     table.add_column("present")
-    for name in DATASETS:
-        table.add_row(name, "yes" if name in present else "[red]no[/]")
+    table.add_column("what")
+    for name, loader in DATASETS.items():
+        table.add_row(name, loader.kind, "yes" if name in present else "[red]no[/]", loader.summary)
     console.print(table)

@@ -173,3 +173,12 @@ def test_wipe(store):
     store.upsert_triples([TripleWrite("a", "isa", "b")])
     assert store.wipe(batch=1) == 2
     assert store.counts().total_nodes == 0
+
+
+@pytest.mark.parametrize("sources", [("ok", 1), ("ok", ["nested"]), ["ok", None]])
+def test_provenance_lists_must_hold_strings(store, sources):
+    store.upsert_nodes(entities("a", "b"))
+    with pytest.raises(InvalidInputError) as err:
+        store.upsert_triples([TripleWrite("a", "isa", "b", sources=sources)])
+    assert err.value.field == "sources"
+    assert store.counts().edges == {}
