@@ -13,6 +13,11 @@ MATCH (n:{{label}}) WHERE n.id IN $ids RETURN properties(n) AS props, labels(n) 
 MATCH (n:{{label}}) WHERE n.name_norm = $name_norm
 RETURN properties(n) AS props, labels(n) AS labels ORDER BY n.id LIMIT $limit;
 
+// @name nodes_by_alias
+// @purpose Find nodes of one label that list a normalised alias (a scan of the label: aliases are lists).
+MATCH (n:{{label}}) WHERE $alias_norm IN n.aliases_norm
+RETURN properties(n) AS props, labels(n) AS labels ORDER BY n.id LIMIT $limit;
+
 // @name neighbourhood
 // @purpose Distinct edges within {{hops}} hops of one node (both directions), at most $limit.
 MATCH (s:{{label}} {id: $id})
@@ -48,3 +53,7 @@ MATCH (h)-[r]->(t) WITH h, type(r) AS type, t, count(r) AS n WHERE n > 1 RETURN 
 // @name ping
 // @purpose Cheapest round trip that proves the database answers queries.
 RETURN 1 AS ok;
+
+// @name node_names
+// @purpose Stream id, name and type of every named node of one label (to build the name embedding index).
+MATCH (n:{{label}}) WHERE n.name IS NOT NULL RETURN n.id AS id, n.name AS name, n.type AS type;

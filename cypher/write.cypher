@@ -10,7 +10,8 @@ ON CREATE SET n.created_at = $now, n.job_id = row.job_id
 SET n += row.props,
     n.updated_at = $now,
     n.sources = coalesce(n.sources, []) + [x IN row.sources WHERE NOT x IN coalesce(n.sources, [])],
-    n.aliases = coalesce(n.aliases, []) + [x IN row.aliases WHERE NOT x IN coalesce(n.aliases, [])]
+    n.aliases = coalesce(n.aliases, []) + [x IN row.aliases WHERE NOT x IN coalesce(n.aliases, [])],
+    n.aliases_norm = coalesce(n.aliases_norm, []) + [x IN row.aliases_norm WHERE NOT x IN coalesce(n.aliases_norm, [])]
 RETURN count(n) AS written;
 
 // Endpoints are matched with WHERE, not an inline map: ArcadeDB 26.10 resolves a *value* such as

@@ -190,11 +190,13 @@ def _node_row(node: NodeWrite) -> dict[str, Any]:
         props["name_norm"] = schema.normalize_name(node.name)
     if node.description is not None:
         props["description"] = node.description
+    aliases = _str_list(node.aliases, "aliases")
     return {
         "id": node.id,
         "props": props,
         "sources": _str_list(node.sources, "sources"),
-        "aliases": _str_list(node.aliases, "aliases"),
+        "aliases": aliases,
+        "aliases_norm": sorted({schema.normalize_name(a) for a in aliases} - {""}) if aliases else [],
         "job_id": node.job_id,
     }
 
@@ -440,6 +442,14 @@ class GraphStore:
         )
         return [GraphNode(label=label, id=r["props"]["id"], properties=r["props"]) for r in rows]
 
+    def find_nodes_by_alias(self, alias: str, label: str = ENTITY, *, limit: int = 10) -> list[GraphNode]:
+        """Nodes of ``label`` that list ``alias`` (compared after :func:`normalize_name`) among their aliases."""
+        if not isinstance(alias, str) or not alias.strip():
+            raise InvalidInputError("alias", "must be a non-empty string")
+        rows = self._query(cypher.render("nodes_by_alias", label=schema.node_label(label)),
+                           alias_norm=schema.normalize_name(alias), limit=int(limit))
+        return [GraphNode(label=label, id=r["props"]["id"], properties=r["props"]) for r in rows]
+
     def neighbourhood(self, node_id: str, label: str = ENTITY, *, hops: int = 1, limit: int = 100) -> list[GraphEdge]:
         """Distinct edges within ``hops`` (1-3) of a node, both directions, at most ``limit`` (1-10,000)."""
         _check_id(node_id, "id")
@@ -462,6 +472,11 @@ class GraphStore:
                          sources=r["sources"] or [])
             for r in self._query(cypher.render("relation_pool"))
         ]
+
+    def node_names(self, label: str = ENTITY) -> list[tuple[str, str, str | None]]:
+        """(id, name, type) of every named node of ``label``."""
+        rows = self._query(cypher.render("node_names", label=schema.node_label(label)))
+        return [(r["id"], r["name"], r["type"]) for r in rows]
 
     def export_triples(self, *, fetch_size: int = 2000) -> Iterator[ExportedTriple]:
         """Stream every edge with provenance, ``fetch_size`` records per round trip.
