@@ -19,6 +19,15 @@ from kg_builder.store.embedded import EmbeddedDatabase, free_port
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`slow` and `gpu` tests are skipped unless selected with -m (e.g. `pytest -m slow`)."""
+    selected = config.getoption("-m") or ""
+    for item in items:
+        for marker in ("slow", "gpu"):
+            if marker in item.keywords and marker not in selected:
+                item.add_marker(pytest.mark.skip(reason=f"{marker} test: run with -m {marker}"))
+
+
 
 def shared_data_dir() -> Path:
     return Path(os.environ.get("KGFORGE_DATA_DIR", REPO.parent / "shared" / "data")).resolve()

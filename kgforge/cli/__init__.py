@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import typer
 
-from kgforge.cli import db, graph, imports
+from kgforge.cli import db, evaluate, graph, imports, train
 
 app = typer.Typer(name="kgforge", help="kgforge: knowledge-graph construction service.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(db.app, name="db")
 app.add_typer(graph.app, name="graph")
+app.add_typer(train.app, name="train")
+app.add_typer(evaluate.app, name="eval")
 app.command("import")(imports.import_command)
 app.command("datasets")(imports.datasets_command)
 
