@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import math
+import random
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 _PROPERTY_SCALARS = (str, int, float, bool)
 MAX_ID_LENGTH = 512
+MERGE_RACE_ATTEMPTS = 5
 
 
 # --------------------------------------------------------------------------------------------
@@ -369,10 +372,20 @@ class GraphStore:
                 raise _Incomplete(written)
             return written
 
-        try:
-            return self._run(True, work)
-        except _Incomplete:
-            return None
+        for attempt in range(1, MERGE_RACE_ATTEMPTS + 1):
+            try:
+                return self._run(True, work)
+            except _Incomplete:
+                return None
+            except DatabaseError as e:
+                # ArcadeDB does not serialise two transactions MERGE-ing the same new key (Neo4j locks):
+                # the loser fails with a unique-constraint violation. Replaying the batch MATCHes the
+                # winner's node, so an idempotent upsert retries that race and nothing else.
+                if not isinstance(e.__cause__, neo4j_errors.ConstraintError) or attempt == MERGE_RACE_ATTEMPTS:
+                    raise
+                log.info("upsert lost a MERGE race (attempt %d); replaying the batch", attempt)
+                time.sleep(random.uniform(0.01, 0.05) * attempt)
+        return None  # unreachable: the last attempt returns or raises
 
     def _raise_missing_endpoints(self, batch: Sequence[dict[str, Any]], head_label: str, tail_label: str,
                                  rel_type: str) -> None:

@@ -11,14 +11,12 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import torch
 
-from kg_builder import __version__
 from kg_builder.datasets import Dataset, TripleRecord
 from kg_builder.errors import InvalidInputError
 from kg_builder.evaluation.triples import classify_triples, corrupt_triples
@@ -27,41 +25,14 @@ from kg_builder.models.encoder import encoder_path
 from kg_builder.models.saved import model_dir
 from kg_builder.settings import Settings
 from kg_builder.training.dense import TrainingError, git_hash, seed_everything
-
-
-@dataclass
-class RerankerTrainResult:
-    model_name: str
-    directory: Path
-    dataset: str
-    seed: int
-    config: dict[str, Any]
-    metrics: dict[str, Any]
-    timings: dict[str, float]
-    epoch_losses: list[float]
-    stopped_by_budget: bool
-    version: str = __version__
-    git_hash: str | None = None
-    model: TripleCrossEncoder | None = field(default=None, repr=False, compare=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in asdict(self).items() if k != "model"}
-        data["directory"] = str(self.directory)
-        return data
-
-    def save_to_directory(self, directory: Path | str | None = None) -> Path:
-        import json
-
-        path = Path(directory or self.directory) / "training.json"
-        path.write_text(json.dumps(self.as_dict(), indent=2, default=str))
-        return path
+from kg_builder.training.result import ModelTrainResult
 
 
 def train_reranker(*, dataset: Dataset, settings: Settings, epochs: float = 1.0, batch_size: int = 16,
                    lr: float = 3e-5, negatives: int = 1, max_minutes: float = 30.0, seed: int = 13,
                    name: str | None = None, config: CrossEncoderConfig | None = None,
                    progress: Callable[[int, int, float], None] | None = None,
-                   save: bool = True) -> RerankerTrainResult:
+                   save: bool = True) -> ModelTrainResult:
     """Fine-tune the cross-encoder on ``dataset``'s train split; threshold and accuracy from dev.
 
     ``progress(step, planned_steps, loss)`` is called after every step.
@@ -121,7 +92,7 @@ def train_reranker(*, dataset: Dataset, settings: Settings, epochs: float = 1.0,
         metrics["dev_triple_accuracy"] = result.dev_accuracy
     name = name or default_model_name(dataset.name)
     directory = model_dir(settings, name)
-    res = RerankerTrainResult(model_name=name, directory=directory, dataset=dataset.name, seed=seed,
+    res = ModelTrainResult(model_name=name, directory=directory, dataset=dataset.name, seed=seed,
                               config={"epochs": epochs, "batch_size": batch_size, "lr": lr, "negatives": negatives,
                                       "max_minutes": max_minutes, **asdict(model.config)},
                               metrics=metrics, timings={"train_seconds": train_seconds,

@@ -9,16 +9,12 @@ best-on-dev weights kept (early stopping on dev MRR).
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from kg_builder import __version__
 from kg_builder.datasets import Dataset
 from kg_builder.errors import InvalidInputError
 from kg_builder.evaluation.kgc import evaluate_split
@@ -26,32 +22,7 @@ from kg_builder.models.saved import model_dir
 from kg_builder.models.structural import ComplEx, default_model_name
 from kg_builder.settings import Settings
 from kg_builder.training.dense import TrainingError, git_hash, seed_everything
-
-
-@dataclass
-class StructuralTrainResult:
-    model_name: str
-    directory: Path
-    dataset: str
-    seed: int
-    config: dict[str, Any]
-    metrics: dict[str, Any]
-    timings: dict[str, float]
-    epoch_losses: list[float]
-    stopped_by_budget: bool
-    version: str = __version__
-    git_hash: str | None = None
-    model: ComplEx | None = field(default=None, repr=False, compare=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in asdict(self).items() if k != "model"}
-        data["directory"] = str(self.directory)
-        return data
-
-    def save_to_directory(self, directory: Path | str | None = None) -> Path:
-        path = Path(directory or self.directory) / "training.json"
-        path.write_text(json.dumps(self.as_dict(), indent=2, default=str))
-        return path
+from kg_builder.training.result import ModelTrainResult
 
 
 def _dev_split(dataset: Dataset) -> str | None:
@@ -62,7 +33,7 @@ def train_structural(*, dataset: Dataset, settings: Settings, rank: int = 200, e
                      batch_size: int = 500, lr: float = 0.1, regularization: float = 0.05,
                      max_minutes: float = 30.0, eval_every: int | None = None, seed: int = 13,
                      name: str | None = None, progress: Callable[[int, int, float], None] | None = None,
-                     save: bool = True) -> StructuralTrainResult:
+                     save: bool = True) -> ModelTrainResult:
     """Train ComplEx-N3 on ``dataset``'s train split; ``progress(epoch, epochs, loss)`` after each epoch."""
     train = dataset.triples.get("train")
     if not train:
@@ -125,7 +96,7 @@ def train_structural(*, dataset: Dataset, settings: Settings, rank: int = 200, e
         dev = evaluate_split(model.score, dataset, dev_split)
         metrics["dev"] = {"split": dev_split, **dev.as_dict()["metrics"]["filtered"]["both"]}
     name = name or default_model_name(dataset.name)
-    result = StructuralTrainResult(
+    result = ModelTrainResult(
         model_name=name, directory=model_dir(settings, name), dataset=dataset.name, seed=seed,
         config={"rank": rank, "epochs": epochs, "batch_size": batch_size, "lr": lr, "regularization": regularization,
                 "max_minutes": max_minutes, "eval_every": eval_every},

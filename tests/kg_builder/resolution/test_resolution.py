@@ -92,13 +92,15 @@ def test_concurrent_jobs_creating_one_entity_make_one_node(store, db_settings):
         except Exception as e:  # collected and asserted below  # noqa: BLE001
             errors.append(e)
 
-    threads = [threading.Thread(target=job, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    assert entity_count(store) == 1
+    for round_ in range(3):  # a race is not lost every time: repeat it
+        store.wipe()
+        threads = [threading.Thread(target=job, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [], f"round {round_}"
+        assert entity_count(store) == 1
 
 
 def test_names_without_letters_are_rejected(store):

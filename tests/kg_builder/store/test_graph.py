@@ -182,3 +182,33 @@ def test_provenance_lists_must_hold_strings(store, sources):
         store.upsert_triples([TripleWrite("a", "isa", "b", sources=sources)])
     assert err.value.field == "sources"
     assert store.counts().edges == {}
+
+
+def test_concurrent_writers_of_the_same_triples_make_no_duplicates(store, db_settings):
+    """Several jobs writing the same nodes and edges at once (workers) still leave one of each."""
+    import threading
+
+    from kg_builder.store import GraphStore
+
+    triples = [TripleWrite(f"n{i}", "next", f"n{i + 1}", sources=(f"w{i % 3}",)) for i in range(30)]
+    errors = []
+
+    def writer(k: int) -> None:
+        try:
+            with GraphStore.from_settings(db_settings) as own:
+                own.upsert_nodes(entities(*[f"n{i}" for i in range(31)]))
+                own.upsert_triples(triples[k % 2::1])
+        except Exception as e:  # collected and asserted below  # noqa: BLE001
+            errors.append(e)
+
+    for _ in range(3):
+        store.wipe()
+        threads = [threading.Thread(target=writer, args=(k,)) for k in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert store.counts().nodes == {"Entity": 31}
+        assert store.counts().edges == {"NEXT": 30}
+        assert store.count_duplicate_edges() == 0
