@@ -79,8 +79,9 @@ def classify_triples(scorer: TripleScorer, *, dev: Sequence[TripleRecord], evalu
         return [*triples, *negatives], np.array([1] * len(triples) + [0] * len(negatives))
 
     dev_triples, dev_labels = labelled(dev, seed)
-    threshold = best_threshold(np.asarray(scorer(dev_triples), dtype=np.float64), dev_labels)
-    dev_acc = float(((np.asarray(scorer(dev_triples)) > threshold) == dev_labels).mean())
+    dev_scores = np.asarray(scorer(dev_triples), dtype=np.float64)
+    threshold = best_threshold(dev_scores, dev_labels)
+    dev_acc = float(((dev_scores > threshold) == dev_labels).mean())
     ev_triples, ev_labels = labelled(evaluated, seed + 1)
     accuracy = float(((np.asarray(scorer(ev_triples), dtype=np.float64) > threshold) == ev_labels).mean())
     protocol = ("triple classification: each true triple plus one corrupted negative (head or tail replaced by a "
