@@ -87,5 +87,17 @@ def progress_bars() -> Iterator[RichImportProgress]:
         yield RichImportProgress(progress)
 
 
+@contextmanager
+def training_progress(unit: str) -> Iterator[Callable[[int, int, float], None]]:
+    """A bar on stderr for training loops; yields ``update(done, total, loss)``."""
+    with Progress(console=err_console, transient=True) as bars:
+        task = bars.add_task(unit, total=None)
+
+        def update(done: int, total: int, loss: float) -> None:
+            bars.update(task, completed=done, total=total, description=f"{unit} {done}/{total} loss {loss:.3f}")
+
+        yield update
+
+
 def resolve_data_dir(settings: Settings, data_dir: Path | None) -> Path:
     return (data_dir or settings.data_dir).expanduser().resolve()

@@ -17,6 +17,7 @@ from kgforge.cli.common import (
     print_json,
     progress_bars,
     resolve_data_dir,
+    training_progress,
 )
 
 app = typer.Typer(help="Train models (saved under KGFORGE_HOME/models/<name>).", no_args_is_help=True)
@@ -88,20 +89,16 @@ def structural_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Train the structural link predictor (ComplEx-N3, 1-N scoring, reciprocal relations) and save it."""
-    from rich.progress import Progress
-
     from kg_builder.datasets import load_dataset
     from kg_builder.training.structural import train_structural
 
     settings = load_settings()
     records = load_dataset(dataset, resolve_data_dir(settings, data_dir))
-    with Progress(console=console, transient=True) as bars:
-        task = bars.add_task("epochs", total=epochs)
+    with training_progress("epoch") as update:
         result = train_structural(dataset=records, settings=settings, rank=rank, epochs=epochs,
                                   batch_size=batch_size, lr=lr, regularization=regularization,
                                   max_minutes=max_minutes, eval_every=eval_every, seed=seed, name=name,
-                                  progress=lambda epoch, total, loss: bars.update(
-                                      task, completed=epoch, description=f"epoch {epoch} loss {loss:.3f}"))
+                                  progress=update)
     if json_out:
         print_json(result.as_dict())
         return
@@ -130,19 +127,15 @@ def reranker_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Fine-tune the KG-BERT-style cross-encoder (MiniLM) on true vs corrupted triples; threshold on dev."""
-    from rich.progress import Progress
-
     from kg_builder.datasets import load_dataset
     from kg_builder.training.reranker import train_reranker
 
     settings = load_settings()
     records = load_dataset(dataset, resolve_data_dir(settings, data_dir))
-    with Progress(console=console, transient=True) as bars:
-        task = bars.add_task("steps", total=None)
+    with training_progress("step") as update:
         result = train_reranker(dataset=records, settings=settings, epochs=epochs, batch_size=batch_size, lr=lr,
                                 negatives=negatives, max_minutes=max_minutes, seed=seed, name=name,
-                                progress=lambda step, planned, loss: bars.update(
-                                    task, completed=step, total=planned, description=f"loss {loss:.3f}"))
+                                progress=update)
     if json_out:
         print_json(result.as_dict())
         return
