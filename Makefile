@@ -40,3 +40,9 @@ db-stop:
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# KG completion against a PyKEEN baseline, in the benchmark's own environment (benchmarks/.venv-kgc:
+# PyKEEN is not a kgforge dependency). Options: make bench-kgc BENCH_KGC_ARGS="--minutes 2".
+.PHONY: bench-kgc
+bench-kgc:
+	benchmarks/kgc_env.sh $(BENCH_KGC_ARGS)

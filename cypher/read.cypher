@@ -57,3 +57,8 @@ RETURN 1 AS ok;
 // @name node_names
 // @purpose Stream id, name and type of every named node of one label (to build the name embedding index).
 MATCH (n:{{label}}) WHERE n.name IS NOT NULL RETURN n.id AS id, n.name AS name, n.type AS type;
+
+// @name entity_profiles
+// @purpose Stream id, name, description, type and creating job of every Entity node (the pipeline's snapshot).
+MATCH (n:Entity) WHERE n.name IS NOT NULL
+RETURN n.id AS id, n.name AS name, n.description AS description, n.type AS type, n.job_id AS job_id;

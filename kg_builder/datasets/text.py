@@ -191,6 +191,18 @@ def normalize_whitespace(text: str) -> str:
     return _WHITESPACE.sub(" ", text).strip()
 
 
+def name_and_description(name: str, description: str | None, max_chars: int) -> str:
+    """``"name: description"`` with the description's whitespace collapsed and cut at a word
+    boundary to ``max_chars``; the name alone when there is no description. The one text form every
+    MiniLM-based model reads for an entity."""
+    if not description or not description.strip():
+        return name
+    desc = " ".join(description.split())
+    if len(desc) > max_chars:
+        desc = desc[:max_chars].rsplit(" ", 1)[0]
+    return f"{name}: {desc}"
+
+
 def strip_html(text: str) -> str:
     """Remove HTML comments, script/style blocks, bare CSS rules and tags, then unescape entities.
 

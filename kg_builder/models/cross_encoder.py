@@ -80,17 +80,27 @@ class TripleCrossEncoder(nn.Module):
         self.relation_texts = {r.id: r.text for r in self.relations}
         self.meta = dict(meta or {})
 
-    def _texts(self, triples: Sequence[TripleRecord]) -> tuple[list[str], list[str]]:
+    def _texts(self, triples: Sequence[TripleRecord]) -> tuple[list[str], list[str], list[str]]:
         try:
-            first = [self.entity_texts[t.head] for t in triples]
-            second = [f"{self.relation_texts[t.relation]} [SEP] {self.entity_texts[t.tail]}" for t in triples]
+            heads = [self.entity_texts[t.head] for t in triples]
+            relations = [self.relation_texts[t.relation] for t in triples]
+            tails = [self.entity_texts[t.tail] for t in triples]
         except KeyError as e:
             raise InvalidInputError("triple", f"{e.args[0]!r} is not an entity or relation this model knows") from None
-        return first, second
+        return heads, relations, tails
+
+    @staticmethod
+    def _pairs(heads: Sequence[str], relations: Sequence[str], tails: Sequence[str]) -> tuple[list[str], list[str]]:
+        if not len(heads) == len(relations) == len(tails):
+            raise InvalidInputError("triples", "heads, relations and tails must have the same length")
+        return list(heads), [f"{r} [SEP] {t}" for r, t in zip(relations, tails, strict=True)]
 
     def forward(self, triples: Sequence[TripleRecord]) -> Tensor:
-        first, second = self._texts(triples)
-        batch = self.tokenizer(first, second, padding=True, truncation="longest_first",
+        return self.forward_texts(*self._pairs(*self._texts(triples)))
+
+    def forward_texts(self, first: Sequence[str], second: Sequence[str]) -> Tensor:
+        """Logits for text pairs ``(head text, "relation text [SEP] tail text")``."""
+        batch = self.tokenizer(list(first), list(second), padding=True, truncation="longest_first",
                                max_length=self.config.max_length, return_tensors="pt")
         hidden = self.model(**batch).last_hidden_state[:, 0]
         return self.head(hidden).squeeze(-1)
@@ -98,10 +108,20 @@ class TripleCrossEncoder(nn.Module):
     @torch.no_grad()
     def score(self, triples: Sequence[TripleRecord], *, batch_size: int = 64) -> np.ndarray:
         """Plausibility logits (higher = more plausible), eval mode, no gradients."""
+        return self.score_texts(*self._texts(triples), batch_size=batch_size)
+
+    @torch.no_grad()
+    def score_texts(self, heads: Sequence[str], relations: Sequence[str], tails: Sequence[str], *,
+                    batch_size: int = 64) -> np.ndarray:
+        """Plausibility logits of triples given as texts: entities the model has never seen (a
+        generated target, a source entity submitted in a job) are scored from their name and
+        description, exactly as the known ones are."""
+        first, second = self._pairs(heads, relations, tails)
         was_training = self.training
         self.eval()
         try:
-            out = [self(triples[i:i + batch_size]).numpy() for i in range(0, len(triples), batch_size)]
+            out = [self.forward_texts(first[i:i + batch_size], second[i:i + batch_size]).numpy()
+                   for i in range(0, len(first), batch_size)]
         finally:
             self.train(was_training)
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)

@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from kg_builder.datasets import EntityRecord, RelationRecord, TripleRecord
+from kg_builder.datasets.text import name_and_description
 from kg_builder.errors import InvalidInputError, KGForgeError
 from kg_builder.evaluation.kgc import ProgressLike, Query, answer_index
 from kg_builder.models.encoder import TextEncoder, encoder_path
@@ -96,12 +97,7 @@ class DenseConfig:
 
 def entity_text(entity: EntityRecord, description_chars: int) -> str:
     """``"name: description"`` (description cut at a word boundary), or the name alone."""
-    if not entity.description:
-        return entity.name
-    desc = " ".join(entity.description.split())
-    if len(desc) > description_chars:
-        desc = desc[:description_chars].rsplit(" ", 1)[0]
-    return f"{entity.name}: {desc}"
+    return name_and_description(entity.name, entity.description, description_chars)
 
 
 class DenseKGModel(nn.Module):
@@ -172,7 +168,11 @@ class DenseKGModel(nn.Module):
         unless the relation alone is longer than the budget."""
         heads = [self.entity_texts[self.index_of(q.entity)] for q in queries]
         rels = [self.relation_text(q.relation, q.inverse) for q in queries]
-        batch = self.encoder.tokenizer(heads, rels, padding=True, truncation="longest_first",
+        return self.embed_query_texts(heads, rels)
+
+    def embed_query_texts(self, heads: Sequence[str], relations: Sequence[str]) -> Tensor:
+        """Query tower over texts: ``heads[i]`` is an entity text, ``relations[i]`` a relation text."""
+        batch = self.encoder.tokenizer(list(heads), list(relations), padding=True, truncation="longest_first",
                                        max_length=self.config.max_length, return_tensors="pt")
         return self._pool(dict(batch))
 
@@ -222,6 +222,22 @@ class DenseKGModel(nn.Module):
     def top_k(self, entity: str, relation: str, *, inverse: bool = False, k: int = 10) -> list[tuple[str, float]]:
         """The ``k`` best answers of one query (the dense target generator), best first."""
         scores = self.score([Query(entity, relation, inverse)])[0]
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [(self.entity_ids[i], float(scores[i])) for i in order]
+
+    @torch.no_grad()
+    def top_k_text(self, head_text: str, relation: str, *, inverse: bool = False,
+                   k: int = 10) -> list[tuple[str, float]]:
+        """Like :meth:`top_k` for a source entity the model has never seen, given as text
+        (:func:`entity_text` form: ``"name: description"``)."""
+        entities = self.entity_embeddings()
+        was_training = self.training
+        super().train(False)
+        try:
+            q = self.embed_query_texts([head_text], [self.relation_text(relation, inverse)]).cpu().numpy()[0]
+        finally:
+            super().train(was_training)
+        scores = entities @ q
         order = np.argsort(-scores, kind="stable")[:k]
         return [(self.entity_ids[i], float(scores[i])) for i in order]
 

@@ -491,6 +491,10 @@ class GraphStore:
         rows = self._query(cypher.render("node_names", label=schema.node_label(label)))
         return [(r["id"], r["name"], r["type"]) for r in rows]
 
+    def entity_profiles(self) -> list[dict[str, Any]]:
+        """(id, name, description, type, job_id) of every named ``Entity`` node (``job_id``: the job that created it)."""
+        return self._query(cypher.render("entity_profiles"))
+
     def export_triples(self, *, fetch_size: int = 2000) -> Iterator[ExportedTriple]:
         """Stream every edge with provenance, ``fetch_size`` records per round trip.
 

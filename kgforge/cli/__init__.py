@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from kgforge.cli import db, evaluate, graph, imports, train
+from kgforge.cli import db, evaluate, generate, graph, imports, train
 
 app = typer.Typer(name="kgforge", help="kgforge: knowledge-graph construction service.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -18,6 +18,9 @@ app.add_typer(train.app, name="train")
 app.add_typer(evaluate.app, name="eval")
 app.command("import")(imports.import_command)
 app.command("datasets")(imports.datasets_command)
+app.command("generate")(generate.generate_command)
+train.app.command("confidence")(generate.train_confidence_command)
+evaluate.app.command("generation")(generate.eval_generation_command)
 
 
 def main() -> None:

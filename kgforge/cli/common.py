@@ -63,6 +63,10 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+_COLUMNS = (TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TimeRemainingColumn())
+
+
 class RichImportProgress:
     """An ImportProgress that draws one bar per phase."""
 
@@ -81,9 +85,7 @@ class RichImportProgress:
 
 @contextmanager
 def progress_bars() -> Iterator[RichImportProgress]:
-    columns = (TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=False) as progress:
+    with Progress(*_COLUMNS, console=err_console, transient=False) as progress:
         yield RichImportProgress(progress)
 
 
@@ -95,6 +97,20 @@ def training_progress(unit: str) -> Iterator[Callable[[int, int, float], None]]:
 
         def update(done: int, total: int, loss: float) -> None:
             bars.update(task, completed=done, total=total, description=f"{unit} {done}/{total} loss {loss:.3f}")
+
+        yield update
+
+
+@contextmanager
+def step_progress() -> Iterator[Callable[[int, int, str], None]]:
+    """A bar on stderr for per-entity work; yields ``update(done, total, label)``."""
+    with Progress(*_COLUMNS, console=err_console, transient=True) as bars:
+        tasks: dict[str, Any] = {}
+
+        def update(done: int, total: int, label: str) -> None:
+            if label not in tasks:
+                tasks[label] = bars.add_task(label, total=total)
+            bars.update(tasks[label], completed=done, total=total)
 
         yield update
 

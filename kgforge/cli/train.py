@@ -12,6 +12,7 @@ from kgforge.cli.common import (
     DataDirOption,
     JsonOption,
     console,
+    err_console,
     handle_errors,
     load_settings,
     print_json,
@@ -143,3 +144,135 @@ def reranker_command(
     console.print(f"reranker {result.model_name}: {result.metrics['steps']}/{result.metrics['planned_steps']} steps "
                   f"in {result.timings['train_seconds']:.0f}s{budget}; dev triple accuracy "
                   f"{result.metrics.get('dev_triple_accuracy', float('nan')):.3f}; saved to {result.directory}")
+
+
+@app.command("relations")
+@handle_errors
+def relations_command(
+    dataset: str = typer.Option(..., "--dataset", help="A KG dataset: umls, wn18rr, fb15k237."),
+    epochs: int = typer.Option(60, min=1, help="Passes over the entities (each of the two fits)."),
+    lr: float = typer.Option(1e-3, help="Adam learning rate."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Entities per step."),
+    hidden: int = typer.Option(256, min=0, help="Hidden units of the head (0: linear)."),
+    holdout_fraction: float = typer.Option(0.2, "--holdout-fraction",
+                                           help="Share of entities held out for the metrics (0: none)."),
+    seed: int = typer.Option(13, help="Random seed (split and initialisation)."),
+    name: str | None = typer.Option(None, help="Model name (default: relations-<dataset>)."),
+    data_dir: Path | None = DataDirOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Train the relation classifier P(r | S) (MiniLM embedding -> relations S heads) and save it.
+
+    Held-out entities are scored against a prior baseline (relations ranked by how many training
+    entities have them); the saved model is then refitted on all entities.
+    """
+    from kg_builder.datasets import load_dataset
+    from kg_builder.models.encoder import TextEncoder, encoder_path
+    from kg_builder.training.relations import train_relation_classifier
+
+    settings = load_settings()
+    records = load_dataset(dataset, resolve_data_dir(settings, data_dir))
+    encoder = TextEncoder(encoder_path(settings))
+    with progress_bars() as bars:
+        bars.phase("embed entities", len(records.entities))
+
+        def on_epoch(done: int, total: int, loss: float) -> None:
+            if done == 1:
+                bars.phase("train", total)
+            bars.advance(1)
+
+        result = train_relation_classifier(dataset=records, settings=settings, encoder=encoder, epochs=epochs,
+                                           lr=lr, batch_size=batch_size, hidden=hidden,
+                                           holdout_fraction=holdout_fraction, seed=seed, name=name,
+                                           progress=on_epoch, encode_progress=bars.advance)
+    if json_out:
+        print_json(result.as_dict())
+        return
+    metrics = result.metrics
+    console.print(f"relation classifier {result.model_name}: {metrics['entities']} entities, "
+                  f"{metrics['relations']} relations, {metrics['mean_relations_per_entity']:.1f} head relations "
+                  f"per entity on average ({metrics['entities_without_head_relation']} entities head none)")
+    held = metrics.get("holdout")
+    if held:
+        table = Table(title=f"{held['entities']} held-out entities (model fitted on the others)")
+        table.add_column("ranker")
+        columns = ("micro_f1", "macro_f1", "map", "recall@5", "precision@5")
+        for col in ("micro-F1@0.5", "macro-F1@0.5", "MAP", "R@5", "P@5"):
+            table.add_column(col, justify="right")
+        for label, key in (("classifier", "classifier"), ("prior baseline", "prior")):
+            table.add_row(label, *(f"{held[key][c]:.3f}" for c in columns))
+        console.print(table)
+    console.print(f"refitted on all entities in {result.timings['total_seconds']:.0f}s; saved to {result.directory}")
+
+
+@app.command("utility")
+@handle_errors
+def utility_command(
+    dataset: str = typer.Option(..., "--dataset", help="A KG dataset with entity descriptions: umls, wn18rr."),
+    max_entities: int | None = typer.Option(1000, "--max-entities", min=1,
+                                            help="Sample at most this many source entities (WN18RR has 40k)."),
+    candidates: int = typer.Option(20, min=2, help="Retrieved documents per source entity."),
+    max_name_share: float | None = typer.Option(
+        None, "--max-name-share",
+        help="Leave names found in more than this share of documents out of the mention matcher "
+             "(default: 0.005 on corpora of 1,000+ documents, such as WN18RR; no filter below)."),
+    seed: int = typer.Option(0, help="Random seed (entity split and held-out neighbours)."),
+    data_dir: Path | None = DataDirOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Train the utility reranker over the dataset's description corpus; save retriever and reranker.
+
+    Saved under KGFORGE_HOME/models/utility-<dataset>/ (retriever/, reranker/, mentions.json,
+    training.json). Test metrics compare the utility ranking with similarity-only rankings.
+    """
+    from kg_builder.datasets import load_dataset
+    from kg_builder.errors import InvalidInputError
+    from kg_builder.models.encoder import TextEncoder, encoder_path
+    from kg_builder.retrieval import HybridRetriever, corpus_from_dataset, train_utility_reranker
+    from kg_builder.retrieval.store import DEFAULT_MAX_DOCUMENT_SHARE, filtered_mentions, save_utility
+
+    settings = load_settings()
+    records = load_dataset(dataset, resolve_data_dir(settings, data_dir))
+    corpus = corpus_from_dataset(records)
+    if not len(corpus):
+        raise InvalidInputError("dataset", f"{dataset} has no entity descriptions, so there is no corpus to "
+                                           "retrieve from; use a dataset with descriptions (umls, wn18rr)")
+    if max_name_share is None and len(corpus) >= 1000:
+        max_name_share = DEFAULT_MAX_DOCUMENT_SHARE
+    encoder = TextEncoder(encoder_path(settings))
+    mentions = None
+    with progress_bars() as bars:
+        bars.phase("embed corpus", len(corpus))
+        retriever = HybridRetriever.build(corpus, encoder, progress=bars.advance)
+        if max_name_share is not None:
+            bars.phase("count names", len(corpus))
+            mentions = filtered_mentions(records, corpus, max_document_share=max_name_share,
+                                         progress=bars.advance)
+    with err_console.status("training the utility reranker (retrieving candidates for every source entity)"):
+        result = train_utility_reranker(dataset=records, retriever=retriever, candidates=candidates, seed=seed,
+                                        max_entities=max_entities, mentions=mentions)
+        directory = save_utility(settings, dataset, result.reranker, result=result)
+    matcher = {"max_name_share": max_name_share, "names": len(result.reranker.mentions.names),
+               "entities": len(records.entities)}
+    if json_out:
+        print_json({"model_name": directory.name, "directory": str(directory), "dataset": dataset,
+                    "mention_matcher": matcher, **result.model_dump()})
+        return
+    k = result.config["k"]
+    counts = result.counts
+    table = Table(title=f"utility reranking on {counts['test_entities']} test entities "
+                        f"({result.config['candidates']} candidates each, "
+                        f"{counts['test_useful']}/{counts['test_examples']} useful)")
+    table.add_column("ranking of the same candidates")
+    table.add_column(f"P@{k}", justify="right")
+    table.add_column(f"nDCG@{k}", justify="right")
+    for ranking in ("utility", "hybrid_similarity", "dense_similarity", "bm25", "entity_mentions"):
+        values = result.metrics.get(f"test/{ranking}")
+        if values:
+            table.add_row(ranking.replace("_", " "), f"{values[f'precision@{k}']:.3f}", f"{values[f'ndcg@{k}']:.3f}")
+    console.print(table)
+    if max_name_share is not None:
+        console.print(f"mention matcher: {matcher['names']} of {matcher['entities']} names kept "
+                      f"(found in at most {max_name_share:.1%} of the documents, 4+ characters, not stopwords)")
+    console.print(f"trained on {counts['train_entities']} entities in {result.seconds:.0f}s; "
+                  f"retriever and reranker saved to {directory}")

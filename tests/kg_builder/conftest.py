@@ -1,6 +1,6 @@
 """Fixtures for the LLM-layer tests: a running OpenAI-compatible TEST DOUBLE and clients for it.
 
-The double (``openai_double.py`` beside this file) is a real HTTP server on a loopback port that
+The double (``llm/openai_double.py``) is a real HTTP server on a loopback port that
 answers from a script; it is not a model. It is loaded by file path because the suite runs with
 ``--import-mode=importlib`` and ``tests/`` is not a package.
 """
@@ -21,7 +21,7 @@ from kg_builder.llm import OpenAICompatibleLLM
 def _load_double_module():
     name = "kgforge_tests_openai_double"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("openai_double.py"))
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "llm" / "openai_double.py")
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses resolve their module through sys.modules

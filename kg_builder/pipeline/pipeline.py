@@ -1,0 +1,376 @@
+"""The knowledge pipeline for one source entity S (DESIGN 3-4):
+
+    S -> knowledge -> relations -> targets -> vote -> rerank -> confidence -> resolve -> write
+
+:meth:`KnowledgePipeline.candidates` runs everything up to the scores (no writes) and returns an
+:class:`EntityRun` holding every candidate triple with its features; :func:`select` applies the
+keep policy (the reranker keeps the top ``keep_fraction``, default 25 %, of S's candidates, or
+those whose reranker probability is at least ``rerank_threshold``; then the calibrated confidence
+must reach ``min_confidence``); :meth:`KnowledgePipeline.write` resolves new target names
+(:class:`~kg_builder.resolution.EntityResolver`) and writes the kept triples in one batch with their
+confidence, ``sources`` (``generator:model`` of every generator that proposed the triple, plus the
+reranker) and ``evidence`` (document ids).
+
+Modes: with an LLM configured and ``use_llm`` on, the relation filter, the summary and the ``llm``
+generator use it and degrade to their offline counterparts when it fails (recorded in
+``EntityRun.errors``); without one every step is offline. Models are loaded by domain
+(:meth:`PipelineModels.load`); a model the options need but nobody trained raises
+:class:`~kg_builder.models.saved.ModelNotTrainedError` naming the command that trains it, before any
+work is done.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel, Field, field_validator
+
+from kg_builder.errors import InvalidInputError
+from kg_builder.llm.base import LLM
+from kg_builder.models.cross_encoder import TripleCrossEncoder
+from kg_builder.models.dense import DenseKGModel
+from kg_builder.models.encoder import TextEncoder
+from kg_builder.models.relation_classifier import RelationClassifier
+from kg_builder.models.structural import ComplEx
+from kg_builder.resolution import Candidate, EntityResolver
+from kg_builder.retrieval.utility import UtilityReranker
+from kg_builder.settings import Settings
+from kg_builder.store import GraphStore, NodeWrite, TripleWrite
+from kg_builder.store import schema
+
+from .confidence import FEATURES, ConfidenceModel, default_model_name
+from .generators import GENERATORS, CorpusGenerator, DenseGenerator, GraphGenerator, LLMGenerator, Voted, vote
+from .knowledge import Knowledge, KnowledgeBuilder
+from .relations import RelationSelection, RelationSelector
+from .snapshot import Edge, EntityInfo, GraphSnapshot
+
+NO_RERANKER = "no-reranker"
+
+
+class PipelineOptions(BaseModel):
+    """A job's options (all optional); validated, with the field named in every error."""
+
+    model_config = {"extra": "forbid"}
+
+    generators: list[str] = Field(default_factory=lambda: list(GENERATORS))
+    use_llm: bool = True
+    use_reranker: bool = True
+    use_utility: bool = True
+    relations: list[str] | None = Field(None, description="Restrict the relation pool to these names.")
+    relation_top_k: int = Field(15, ge=1, le=200)
+    max_relations: int = Field(8, ge=1, le=100)
+    relation_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    targets_per_generator: int = Field(10, ge=1, le=100)
+    keep_fraction: float = Field(0.25, gt=0.0, le=1.0)
+    rerank_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    min_confidence: float = Field(0.0, ge=0.0, le=1.0)
+    llm_samples: int = Field(3, ge=1, le=10)
+    skip_known: bool = True
+
+    @field_validator("generators")
+    @classmethod
+    def _known_generators(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(GENERATORS))
+        if unknown or not value:
+            raise ValueError(f"choose from {list(GENERATORS)} (at least one); unknown: {unknown}")
+        return list(dict.fromkeys(value))
+
+
+class SourceEntity(BaseModel):
+    """S as a job submits it."""
+
+    model_config = {"extra": "forbid", "str_strip_whitespace": True}
+
+    name: str = Field(min_length=1, max_length=300)
+    type: str | None = Field(None, max_length=100)
+    description: str | None = Field(None, max_length=5000)
+
+    @field_validator("name")
+    @classmethod
+    def _has_letters(cls, value: str) -> str:
+        if not schema.normalize_name(value):
+            raise ValueError("must contain letters or digits")
+        return value
+
+
+class ScoredTriple(BaseModel):
+    head: str
+    head_name: str
+    relation: str
+    target_id: str | None
+    target_name: str
+    target_type: str | None = None
+    generators: list[str]
+    sources: list[str]
+    voters: list[str]
+    evidence: list[str] = Field(default_factory=list)
+    features: list[float]
+    reranker_probability: float | None = None
+    confidence: float | None = None
+    kept: bool = False
+
+    def feature(self, name: str) -> float:
+        return self.features[FEATURES.index(name)]
+
+
+class EntityRun(BaseModel):
+    entity: EntityInfo
+    knowledge: Knowledge
+    relations: RelationSelection
+    proposals: int
+    candidates: list[ScoredTriple]
+    timings: dict[str, float] = Field(default_factory=dict)
+    errors: list[str] = Field(default_factory=list)
+
+    @property
+    def kept(self) -> list[ScoredTriple]:
+        return [c for c in self.candidates if c.kept]
+
+
+@dataclass
+class PipelineModels:
+    """Every trained model of one domain the pipeline may use (None = not used)."""
+
+    domain: str
+    encoder: TextEncoder
+    utility: UtilityReranker | None = None
+    classifier: RelationClassifier | None = None
+    structural: ComplEx | None = None
+    dense: DenseKGModel | None = None
+    reranker: TripleCrossEncoder | None = None
+    confidence: ConfidenceModel | None = None
+    confidence_no_reranker: ConfidenceModel | None = None
+
+    @classmethod
+    def load(cls, settings: Settings, domain: str, options: PipelineOptions | None = None, *,
+             encoder: TextEncoder | None = None, calibrated: bool = True) -> PipelineModels:
+        """Load what ``options`` need; raises ModelNotTrainedError (naming the command) before any work."""
+        from kg_builder.retrieval.store import load_utility
+
+        options = options or PipelineOptions()
+        encoder = encoder or TextEncoder()
+        models = cls(domain=domain, encoder=encoder)
+        models.utility = load_utility(settings, domain, encoder)
+        models.classifier = RelationClassifier.load(f"relations-{domain}", settings=settings)
+        if "graph" in options.generators:
+            models.structural = ComplEx.load(f"structural-{domain}", settings=settings)
+        if "dense" in options.generators:
+            models.dense = DenseKGModel.load(f"dense-{domain}", settings=settings)
+        if options.use_reranker:
+            models.reranker = TripleCrossEncoder.load(f"reranker-{domain}", settings=settings)
+        if calibrated:
+            if options.use_reranker:
+                models.confidence = ConfidenceModel.load(default_model_name(domain), settings=settings)
+            else:
+                models.confidence_no_reranker = ConfidenceModel.load(
+                    f"{default_model_name(domain)}-{NO_RERANKER}", settings=settings)
+        return models
+
+
+def features_of(voted: Voted, relation_score: float, relation_probability: float, reranker_logit: float) -> list[float]:
+    def rr(generator: str) -> float:
+        rank = voted.best_rank(generator)
+        return 1.0 / rank if rank else 0.0
+
+    values = {"reranker_logit": reranker_logit, "votes": float(voted.votes), "rr_graph": rr("graph"),
+              "rr_dense": rr("dense"), "rr_corpus": rr("corpus"), "rr_llm": rr("llm"),
+              "relation_retrieval": relation_score, "relation_probability": relation_probability}
+    return [values[name] for name in FEATURES]
+
+
+class KnowledgePipeline:
+    """Runs the pipeline against a snapshot with one domain's models.
+
+    Args:
+        snapshot: the graph as the pipeline reads it (:class:`GraphSnapshot`).
+        models: :class:`PipelineModels` of the snapshot's domain.
+        options: :class:`PipelineOptions`.
+        llm: the configured LLM, or None (offline mode).
+    """
+
+    def __init__(self, snapshot: GraphSnapshot, models: PipelineModels, options: PipelineOptions | None = None,
+                 llm: LLM | None = None):
+        self.snapshot = snapshot
+        self.models = models
+        self.options = options = options or PipelineOptions()
+        self.llm = llm if options.use_llm else None
+        retriever = models.utility.retriever if models.utility is not None else None
+        self.knowledge = KnowledgeBuilder(snapshot, models.encoder, retriever=retriever, utility=models.utility,
+                                          llm=self.llm, use_utility=options.use_utility)
+        if options.relations is not None:
+            unknown = [r for r in options.relations if r not in snapshot.relations]
+            if unknown:
+                raise InvalidInputError("options.relations", f"not in the relation pool: {unknown}")
+        self.relations = RelationSelector(snapshot, models.encoder, classifier=models.classifier, llm=self.llm,
+                                          restrict=options.relations, top_k=options.relation_top_k,
+                                          threshold=options.relation_threshold, max_keep=options.max_relations)
+        common = {"snapshot": snapshot, "skip_known": options.skip_known}
+        mentions = models.utility.mentions if models.utility is not None else None
+        self.generators = []
+        for name in options.generators:
+            if name == "graph":
+                self.generators.append(GraphGenerator(**common, model=models.structural))
+            elif name == "dense":
+                self.generators.append(DenseGenerator(**common, model=models.dense))
+            elif name == "corpus":
+                self.generators.append(CorpusGenerator(**common, mentions=mentions,
+                                                       model=f"utility-{snapshot.domain}"))
+            elif name == "llm" and self.llm is not None:
+                self.generators.append(LLMGenerator(**common, llm=self.llm, samples=options.llm_samples))
+
+    # --- S ---------------------------------------------------------------------------------------
+    def source(self, entity: SourceEntity | str) -> EntityInfo:
+        """S as a graph entity: the existing node with that name (and a compatible type), or a new one."""
+        entity = SourceEntity(name=entity) if isinstance(entity, str) else entity
+        for found in self.snapshot.find(entity.name):
+            if not entity.type or not found.type or schema.normalize_name(found.type) == schema.normalize_name(entity.type):
+                return EntityInfo(found.id, found.name, entity.description or found.description, found.type or entity.type)
+        return EntityInfo(f"kg:{schema.key_part(entity.name)}", entity.name, entity.description, entity.type)
+
+    # --- candidates -------------------------------------------------------------------------------
+    def candidates(self, entity: SourceEntity | str | EntityInfo) -> EntityRun:
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[name] = now - clock
+            clock = now
+
+        info = entity if isinstance(entity, EntityInfo) else self.source(entity)
+        knowledge = self.knowledge.build(info)
+        lap("knowledge")
+        selection = self.relations.select(knowledge, use_llm=self.llm is not None)
+        errors = [selection.note] if selection.note else []
+        lap("relations")
+        proposals = []
+        for relation in selection.kept:
+            for generator in self.generators:
+                proposals.extend(generator.propose(knowledge, relation, self.options.targets_per_generator))
+        for generator in self.generators:
+            errors.extend(getattr(generator, "errors", []))
+            if hasattr(generator, "errors"):
+                generator.errors.clear()
+        voted = vote(proposals)
+        lap("generate")
+        logits = self._rerank(info, voted)
+        lap("rerank")
+        by_relation = {c.relation: c for c in selection.kept}
+        candidates = []
+        for v, logit in zip(voted, logits, strict=True):
+            relation = by_relation[v.relation]
+            sources = sorted({f"{p.generator}:{p.model}" for p in v.proposals})
+            if self.models.reranker is not None and self.options.use_reranker:
+                sources.append(f"reranker:reranker-{self.snapshot.domain}")
+            candidates.append(ScoredTriple(
+                head=info.id, head_name=info.name, relation=v.relation, target_id=v.target_id,
+                target_name=v.target_name, target_type=v.target_type, generators=v.generators, sources=sources,
+                voters=v.voters, evidence=v.evidence,
+                features=features_of(v, relation.retrieval_score, relation.probability or 0.0, logit),
+                reranker_probability=1.0 / (1.0 + math.exp(-logit)) if self.models.reranker is not None else None))
+        return EntityRun(entity=info, knowledge=knowledge, relations=selection, proposals=len(proposals),
+                         candidates=candidates, timings=timings, errors=errors)
+
+    def _rerank(self, info: EntityInfo, voted: Sequence[Voted]) -> list[float]:
+        if self.models.reranker is None or not self.options.use_reranker or not voted:
+            return [0.0] * len(voted)
+        entities = self.snapshot.entities
+        tails = [entities[v.target_id].text() if v.target_id in entities else v.target_name for v in voted]
+        relations = [self.snapshot.relations.get(v.relation, v.relation) for v in voted]
+        return self.models.reranker.score_texts([info.text()] * len(voted), relations, tails).tolist()
+
+    def run(self, entity: SourceEntity | str | EntityInfo) -> EntityRun:
+        """Candidates, then the keep policy with the calibrated confidence."""
+        confidence = self.models.confidence if self.options.use_reranker else self.models.confidence_no_reranker
+        return select(self.candidates(entity), self.options, confidence)
+
+    # --- write -------------------------------------------------------------------------------------
+    def write(self, store: GraphStore, runs: Sequence[EntityRun], *, job_id: str | None = None,
+              resolver: EntityResolver | None = None, update_snapshot: bool = True) -> WriteReport:
+        """Resolve and write the kept triples of ``runs`` (idempotent: MERGE on deterministic ids).
+
+        ``update_snapshot`` adds what was written to the snapshot, so later entities see it. A
+        job that must be replayable after a crash passes False (and reads its snapshot with
+        ``exclude_job``), so that every entity's result depends only on the graph before the job.
+        """
+        resolver = resolver or EntityResolver(store)
+        report = WriteReport()
+        sources_needed = [r.entity for r in runs if r.kept and r.entity.id not in self.snapshot.entities]
+        names = [Candidate(name=c.target_name, type=c.target_type) for r in runs for c in r.kept if c.target_id is None]
+        resolution = resolver.run([Candidate(name=e.name, type=e.type) for e in sources_needed] + names,
+                                  source="pipeline", job_id=job_id) if (sources_needed or names) else None
+        source_ids: dict[str, str] = {}
+        if resolution is not None:
+            report.new_nodes, report.merged = resolution.created, resolution.merged
+            for e in sources_needed:
+                source_ids[e.id] = resolution.node_id(e.name)
+            described = [NodeWrite(label=schema.ENTITY, id=source_ids[e.id], description=e.description,
+                                   props={"type": e.type} if e.type else {}, job_id=job_id)
+                         for e in sources_needed if e.description or e.type]
+            if described:
+                store.upsert_nodes(described)
+        writes, edges = [], []
+        for run in runs:
+            head = source_ids.get(run.entity.id, run.entity.id)
+            for c in run.kept:
+                tail = c.target_id or (resolution.node_id(c.target_name) if resolution is not None else None)
+                if tail is None or tail == head:
+                    continue
+                writes.append(TripleWrite(head=head, relation=c.relation, tail=tail, confidence=float(c.confidence or 0.0),
+                                          sources=tuple(c.sources), evidence=tuple(c.evidence), job_id=job_id))
+                edges.append(Edge(head, c.relation, tail))
+        if writes:
+            report.triples_written = store.upsert_triples(writes)
+        if update_snapshot:
+            for run in runs:
+                if run.entity.id in source_ids:
+                    e = run.entity
+                    self.snapshot.add_entity(EntityInfo(source_ids[e.id], e.name, e.description, e.type))
+            self.snapshot.add_edges(edges)
+        report.kept = len(writes)
+        return report
+
+
+class WriteReport(BaseModel):
+    kept: int = 0
+    triples_written: int = 0
+    new_nodes: int = 0
+    merged: int = 0
+
+
+def select(run: EntityRun, options: PipelineOptions, confidence: ConfidenceModel | None) -> EntityRun:
+    """Apply the keep policy to ``run`` in place (see the module docstring) and return it."""
+    candidates = run.candidates
+    if not candidates:
+        return run
+    matrix = np.asarray([c.features for c in candidates], float)
+    probabilities = confidence.predict(matrix) if confidence is not None else None
+    if probabilities is not None:
+        for c, p in zip(candidates, probabilities, strict=True):
+            c.confidence = float(p)
+    use_reranker = options.use_reranker and candidates[0].reranker_probability is not None
+    if use_reranker and options.rerank_threshold is not None:
+        chosen = [c.reranker_probability >= options.rerank_threshold for c in candidates]
+    else:
+        if use_reranker:
+            order = np.argsort(-matrix[:, FEATURES.index("reranker_logit")], kind="stable")
+        elif probabilities is not None:
+            order = np.argsort(-probabilities, kind="stable")
+        else:
+            order = np.argsort(-matrix[:, FEATURES.index("votes")], kind="stable")
+        budget = max(1, math.ceil(options.keep_fraction * len(candidates)))
+        chosen = [False] * len(candidates)
+        for i in order[:budget]:
+            chosen[i] = True
+    for c, keep in zip(candidates, chosen, strict=True):
+        c.kept = bool(keep) and (c.confidence is None or c.confidence >= options.min_confidence)
+    return run
+
+
+__all__ = ["EntityRun", "KnowledgePipeline", "NO_RERANKER", "PipelineModels", "PipelineOptions", "ScoredTriple",
+           "SourceEntity", "WriteReport", "features_of", "select"]

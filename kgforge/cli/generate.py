@@ -1,0 +1,173 @@
+"""``kgforge generate``, ``kgforge train confidence`` and ``kgforge eval generation``: the knowledge
+pipeline from the command line (:mod:`kg_builder.pipeline`)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from kgforge.cli.common import (
+    DataDirOption,
+    JsonOption,
+    console,
+    err_console,
+    handle_errors,
+    load_settings,
+    print_json,
+    resolve_data_dir,
+    step_progress,
+)
+
+GeneratorOption = typer.Option(None, "--generator", help="Generators to use (repeat): graph, dense, corpus, llm. "
+                                                         "Default: all (llm only when an LLM is configured).")
+
+
+def _options(generators: list[str] | None, **values: Any):  # -> PipelineOptions
+    from kg_builder.pipeline import PipelineOptions
+
+    fields = {k: v for k, v in values.items() if v is not None}
+    if generators:
+        fields["generators"] = generators
+    return PipelineOptions(**fields)
+
+
+@handle_errors
+def generate_command(
+    entity: str = typer.Option(..., "--entity", help="The source entity's name."),
+    dataset: str = typer.Option(..., "--dataset", help="The domain whose trained models apply (umls, wn18rr, ...)."),
+    entity_type: str | None = typer.Option(None, "--type", help="The entity's type, when known."),
+    description: str | None = typer.Option(None, "--description", help="A text about the entity."),
+    generators: list[str] | None = GeneratorOption,
+    use_llm: bool = typer.Option(True, "--llm/--no-llm", help="Use the configured LLM (KGFORGE_LLM_BASE_URL)."),
+    keep_fraction: float | None = typer.Option(None, "--keep-fraction", help="Share of candidates the reranker keeps."),
+    min_confidence: float | None = typer.Option(None, "--min-confidence", help="Calibrated confidence floor."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the kept triples without writing them."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Run the pipeline on one entity against the graph, write the kept triples, print them."""
+    from kg_builder.llm.openai_compat import llm_from_settings
+    from kg_builder.pipeline import GraphSnapshot, KnowledgePipeline, PipelineModels, SourceEntity
+    from kg_builder.store import GraphStore
+
+    settings = load_settings()
+    source = SourceEntity(name=entity, type=entity_type, description=description)
+    options = _options(generators, use_llm=use_llm, keep_fraction=keep_fraction, min_confidence=min_confidence)
+    with err_console.status(f"loading the {dataset} models ..."):
+        models = PipelineModels.load(settings, dataset, options)
+    llm = llm_from_settings(settings) if use_llm else None
+    job_id = f"cli-{uuid.uuid4().hex[:12]}"
+    with GraphStore.from_settings(settings) as store:
+        with err_console.status("reading the graph ..."):
+            snapshot = GraphSnapshot.from_store(store, dataset)
+        pipeline = KnowledgePipeline(snapshot, models, options, llm)
+        with err_console.status(f"generating knowledge about {source.name!r} ..."):
+            run = pipeline.run(source)
+        report = None if dry_run else pipeline.write(store, [run], job_id=job_id)
+    kept = sorted(run.kept, key=lambda c: -(c.confidence or 0.0))
+    if json_out:
+        print_json({"entity": run.entity.id, "name": run.entity.name, "job_id": None if dry_run else job_id,
+                    "mode": "llm" if llm else "offline", "relations": [c.relation for c in run.relations.kept],
+                    "relations_filtered_by": run.relations.filtered_by, "candidates": len(run.candidates),
+                    "kept": [c.model_dump(exclude={"features"}) for c in kept],
+                    "write": report.model_dump() if report else None, "errors": run.errors, "timings": run.timings})
+        return
+    table = Table(title=f"{run.entity.name} ({run.entity.id}): {len(kept)} kept of {len(run.candidates)} candidates, "
+                        f"{'LLM' if llm else 'offline'} mode")
+    for column in ("relation", "target", "confidence", "reranker", "generators", "evidence"):
+        table.add_column(column, justify="right" if column in ("confidence", "reranker") else "left")
+    for c in kept:
+        table.add_row(c.relation, c.target_name + ("" if c.target_id else " (new)"),
+                      f"{c.confidence:.3f}" if c.confidence is not None else "-",
+                      f"{c.reranker_probability:.3f}" if c.reranker_probability is not None else "-",
+                      ", ".join(c.generators), ", ".join(c.evidence[:3]) or "-")
+    console.print(table)
+    console.print(f"relations ({run.relations.filtered_by}): {', '.join(c.relation for c in run.relations.kept)}")
+    for error in run.errors:
+        err_console.print(f"[yellow]warning:[/] {error}")
+    if report is not None:
+        console.print(f"written: {report.triples_written} triples, {report.new_nodes} new nodes, job {job_id}")
+    else:
+        console.print("dry run: nothing written")
+
+
+@handle_errors
+def train_confidence_command(
+    dataset: str = typer.Option(..., "--dataset", help="A KG dataset with train and dev splits."),
+    max_entities: int = typer.Option(60, "--max-entities", min=1, help="Dev heads the pipeline runs on."),
+    seed: int = typer.Option(0),
+    data_dir: Path | None = DataDirOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Calibrate the pipeline's confidence (logistic regression) on dev heads against the train graph."""
+    import time
+
+    from kg_builder.datasets import load_dataset
+    from kg_builder.evaluation.generation import fit_confidence
+    from kg_builder.models.saved import model_dir
+    from kg_builder.pipeline import PipelineModels
+    from kg_builder.pipeline.confidence import default_model_name
+    from kg_builder.pipeline.pipeline import NO_RERANKER
+
+    settings = load_settings()
+    started = time.perf_counter()
+    records = load_dataset(dataset, resolve_data_dir(settings, data_dir))
+    models = PipelineModels.load(settings, dataset, calibrated=False)
+    with step_progress() as update:
+        full, no_reranker, metrics = fit_confidence(dataset=records, models=models, max_entities=max_entities,
+                                                    seed=seed, progress=update)
+    name = default_model_name(dataset)
+    full.save(model_dir(settings, name))
+    no_reranker.save(model_dir(settings, f"{name}-{NO_RERANKER}"))
+    metrics["seconds"] = time.perf_counter() - started
+    if json_out:
+        print_json({"model_name": name, "directory": str(model_dir(settings, name)), **metrics})
+        return
+    console.print(f"confidence model {name}: {metrics['candidates']} dev candidates of {metrics['entities']} heads, "
+                  f"{metrics['positives']} true; in-sample Brier {metrics['brier_in_sample']:.4f}, "
+                  f"ECE {metrics['ece_in_sample']:.4f}; {metrics['seconds']:.0f}s")
+    console.print("coefficients: " + ", ".join(f"{k} {v:+.2f}" for k, v in metrics["coefficients"].items()))
+
+
+@handle_errors
+def eval_generation_command(
+    dataset: str = typer.Option(..., "--dataset", help="A KG dataset with train, dev and test splits."),
+    split: str = typer.Option("test", "--split", help="Held-out split whose triples are the truth: dev or test."),
+    max_entities: int = typer.Option(40, "--max-entities", min=1, help="Held-out heads evaluated (and calibrated on)."),
+    seed: int = typer.Option(0),
+    generators: list[str] | None = GeneratorOption,
+    ablations: bool = typer.Option(True, "--ablations/--no-ablations", help="Also run every ablation."),
+    data_dir: Path | None = DataDirOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Run the whole pipeline on held-out heads; precision, recall, novelty, diversity, with ablations."""
+    from kg_builder.datasets import load_dataset
+    from kg_builder.evaluation.generation import evaluate_generation
+    from kg_builder.pipeline import PipelineModels
+
+    settings = load_settings()
+    records = load_dataset(dataset, resolve_data_dir(settings, data_dir))
+    options = _options(generators, use_llm=False)
+    models = PipelineModels.load(settings, dataset, options, calibrated=False)
+    with step_progress() as update:
+        result = evaluate_generation(dataset=records, models=models, split=split, max_entities=max_entities,
+                                     seed=seed, options=options, ablations=ablations, progress=update)
+    if json_out:
+        print_json(result.model_dump())
+        return
+    table = Table(title=f"generation on {dataset} {split} ({result.timings['total_seconds']:.0f}s)")
+    columns = ("precision", "recall", "candidate_recall", "novelty", "relation_entropy", "target_entropy", "kept",
+               "brier", "ece")
+    table.add_column("variant")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for name, row in result.rows.items():
+        if "error" in row:
+            table.add_row(name, f"[red]{row['error']}[/]", *[""] * (len(columns) - 1))
+            continue
+        table.add_row(name, *[f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns])
+    console.print(table)
+    console.print(f"[dim]{result.protocol}[/]")
