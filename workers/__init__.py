@@ -1,1 +1,4 @@
-"""workers: placeholder package; built by a later issue (see the README's roadmap)."""
+"""workers: the Celery app (``workers.app``) and its thin tasks (``workers.tasks``).
+
+Start a worker with ``celery -A workers.app worker``; tasks delegate to ``kg_builder``.
+"""

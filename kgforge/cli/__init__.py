@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from kgforge.cli import db, evaluate, generate, graph, imports, train
+from kgforge.cli import db, evaluate, generate, graph, imports, jobs, train, up
 
 app = typer.Typer(name="kgforge", help="kgforge: knowledge-graph construction service.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -16,9 +16,11 @@ app.add_typer(db.app, name="db")
 app.add_typer(graph.app, name="graph")
 app.add_typer(train.app, name="train")
 app.add_typer(evaluate.app, name="eval")
+app.add_typer(jobs.app, name="jobs")
 app.command("import")(imports.import_command)
 app.command("datasets")(imports.datasets_command)
 app.command("generate")(generate.generate_command)
+app.command("up")(up.up_command)
 train.app.command("confidence")(generate.train_confidence_command)
 evaluate.app.command("generation")(generate.eval_generation_command)
 

@@ -34,3 +34,17 @@ def test_missing_password_says_what_to_do(tmp_path):
         settings.resolved_graph_password()
     external = Settings(home=tmp_path, graph_uri="bolt://neo4j:7687", graph_password="s3cret-value")
     assert not external.embedded and external.bolt_uri == "bolt://neo4j:7687"
+
+
+def test_service_settings_read_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("KGFORGE_HOME", str(tmp_path))
+    monkeypatch.setenv("KGFORGE_API_KEYS", " key-one-abc , ,key-two-def ")
+    monkeypatch.setenv("KGFORGE_MAX_ENTITIES_PER_JOB", "7")
+    monkeypatch.setenv("KGFORGE_BROKER_URL", "")  # empty = unset: the embedded broker
+    settings = Settings()
+    assert settings.api_key_list() == ["key-one-abc", "key-two-def"]
+    assert settings.max_entities_per_job == 7 and settings.job_batch_size == 5 and settings.api_port == 8000
+    assert settings.jobs_db_path == tmp_path.resolve() / "jobs.sqlite3"
+    assert settings.resolved_broker_url() == f"redis+socket://{tmp_path.resolve()}/broker/redis.sock"
+    monkeypatch.setenv("KGFORGE_BROKER_URL", "redis://redis:6379/0")
+    assert Settings().resolved_broker_url() == "redis://redis:6379/0"

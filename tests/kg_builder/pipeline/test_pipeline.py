@@ -1,80 +1,40 @@
 """The knowledge pipeline on a tiny hand-made zoo graph, with real (tiny) trained models.
 
-Models are trained once per module (ComplEx, the cross-encoder, the relation classifier, the
-utility reranker and the confidence model); the LLM path runs against the OpenAI-compatible TEST
-DOUBLE (``tests/kg_builder/llm/openai_double.py``).
+The models are the session's (``zoo_home``, trained once by ``tests/support/kgforge_zoo.py``); the
+LLM path runs against the OpenAI-compatible TEST DOUBLE (``tests/kg_builder/llm/openai_double.py``).
 """
 
 from __future__ import annotations
 
+import json
+
+import kgforge_zoo
 import numpy as np
 import pytest
 
-from kg_builder.datasets import Dataset, EntityRecord, RelationRecord, TripleRecord
 from kg_builder.errors import InvalidInputError
-from kg_builder.evaluation.generation import evaluate_generation, fit_confidence, only_generator
-from kg_builder.ingest import import_dataset
+from kg_builder.evaluation.generation import evaluate_generation, only_generator
 from kg_builder.models.encoder import TextEncoder
 from kg_builder.models.saved import ModelNotTrainedError
 from kg_builder.pipeline import GraphSnapshot, KnowledgePipeline, PipelineModels, PipelineOptions, SourceEntity
 from kg_builder.pipeline.confidence import ConfidenceModel
 from kg_builder.pipeline.generators import Proposal, vote
-from kg_builder.retrieval.corpus import corpus_from_dataset
-from kg_builder.retrieval.hybrid import HybridRetriever
-from kg_builder.retrieval.utility import train_utility_reranker
 from kg_builder.settings import Settings
-from kg_builder.training.relations import train_relation_classifier
-from kg_builder.training.reranker import train_reranker
-from kg_builder.training.structural import train_structural
 
-ANIMALS = {  # name: (food, home)
-    "cat": ("fish", "house"), "dog": ("meat", "house"), "cow": ("grass", "farm"), "horse": ("hay", "farm"),
-    "sheep": ("grass", "farm"), "lion": ("meat", "savanna"), "zebra": ("grass", "savanna"),
-    "goat": ("hay", "farm"), "mouse": ("cheese", "house"),
-}
-THINGS = {"fish": "a food", "meat": "a food", "grass": "a plant food", "hay": "a dried plant food",
-          "cheese": "a food made from milk", "house": "a place where people live", "farm": "a place with fields",
-          "savanna": "a wild grassland"}
-HELD_OUT = {("sheep", "lives_in", "farm"), ("goat", "eats", "hay"), ("zebra", "lives_in", "savanna")}
-DEV = {("sheep", "lives_in", "farm"), ("goat", "eats", "hay")}
-TEST = {("zebra", "lives_in", "savanna")}
-
-
-def zoo() -> Dataset:
-    entities = [EntityRecord(a, a, f"The {a} is an animal that eats {food} and lives in the {home}.")
-                for a, (food, home) in ANIMALS.items()]
-    entities += [EntityRecord(t, t, f"The {t} is {d}.") for t, d in THINGS.items()]
-    triples = [(a, "eats", food) for a, (food, _) in ANIMALS.items()] + \
-              [(a, "lives_in", home) for a, (_, home) in ANIMALS.items()]
-    train = [TripleRecord(*t) for t in triples if t not in HELD_OUT]
-    return Dataset(name="zoo", kind="kg", entities=entities,
-                   relations=[RelationRecord("eats", "eats (food)"), RelationRecord("lives_in", "lives in (place)")],
-                   triples={"train": train, "dev": [TripleRecord(*t) for t in DEV],
-                            "test": [TripleRecord(*t) for t in TEST]})
+zoo = kgforge_zoo.zoo
+OPTIONS = kgforge_zoo.OPTIONS.model_copy(update={"use_llm": True})
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    settings = Settings(home=tmp_path_factory.mktemp("home"))
-    dataset = zoo()
-    encoder = TextEncoder()
-    structural = train_structural(dataset=dataset, settings=settings, rank=16, epochs=150, lr=0.3,
-                                  regularization=0.0, max_minutes=2, save=False).model
-    reranker = train_reranker(dataset=dataset, settings=settings, epochs=6, batch_size=8, lr=1e-4, negatives=1,
-                              max_minutes=3, seed=1, save=False).model
-    classifier = train_relation_classifier(dataset=dataset, settings=settings, encoder=encoder, epochs=40,
-                                           holdout_fraction=0.0, save=False).model
-    retriever = HybridRetriever.build(corpus_from_dataset(dataset), encoder)
-    utility = train_utility_reranker(dataset=dataset, retriever=retriever, test_fraction=0.3, seed=0).reranker
-    models = PipelineModels(domain="zoo", encoder=encoder, utility=utility, classifier=classifier,
-                            structural=structural, reranker=reranker)
-    full, no_reranker, metrics = fit_confidence(dataset=dataset, models=models,
-                                                options=PipelineOptions(generators=["graph", "corpus"]))
-    models.confidence, models.confidence_no_reranker = full, no_reranker
-    return settings, dataset, models, metrics
+def trained(zoo_home):
+    settings = Settings(home=zoo_home)
+    models = PipelineModels.load(settings, "zoo", OPTIONS)
+    metrics = json.loads((zoo_home / "models" / "confidence-zoo" / "config.json").read_text())
+    return settings, zoo(), models, metrics
 
 
-OPTIONS = PipelineOptions(generators=["graph", "corpus"], keep_fraction=0.5, relation_threshold=0.3)
+def import_train(store) -> None:
+    kgforge_zoo.import_zoo(store)
 
 
 def test_snapshot_from_dataset_holds_only_the_chosen_splits():
@@ -112,7 +72,7 @@ def test_options_name_the_bad_field():
 
 def test_pipeline_finds_a_held_out_triple_and_calibrates(trained):
     _, dataset, models, metrics = trained
-    assert metrics["positives"] >= 1 and metrics["candidates"] > metrics["positives"]
+    assert metrics["positives"] >= 1 and metrics["examples"] > metrics["positives"]
     pipeline = KnowledgePipeline(GraphSnapshot.from_dataset(dataset, ("train",)), models, OPTIONS)
     run = pipeline.run("sheep")
     assert run.relations.filtered_by == "classifier" and run.knowledge.ranking == "utility"
@@ -131,7 +91,10 @@ def test_generation_evaluation_reports_every_ablation(trained):
                                  options=OPTIONS)
     assert set(result.rows) >= {"full", "no_reranker", "similarity_only", "only_graph", "only_corpus"}
     full = result.rows["full"]
-    assert full["held_out"] == 1 and full["recall"] == 1.0 and 0 < full["precision"] <= 1.0
+    assert full["held_out"] == 1 and full["candidate_recall"] == 1.0  # (zebra, lives_in, savanna) is proposed
+    for row in result.rows.values():
+        assert 0.0 <= row["recall"] <= row["candidate_recall"] and 0.0 <= row["precision"] <= 1.0
+        assert row["kept"] <= row["candidates"]
     assert full["novelty"] == 1.0  # known edges are never re-proposed
     assert "against a graph of train+dev triples" in result.protocol
     single = only_generator([], "graph")
@@ -140,8 +103,7 @@ def test_generation_evaluation_reports_every_ablation(trained):
 
 def test_pipeline_writes_with_provenance_and_is_idempotent(trained, store):
     _, dataset, models, _ = trained
-    import_dataset(store, Dataset(name="zoo", kind="kg", entities=dataset.entities, relations=dataset.relations,
-                                  triples={"train": dataset.triples["train"]}))
+    import_train(store)
     snapshot = GraphSnapshot.from_store(store, "zoo")
     assert snapshot.has("zoo:cow", "eats", "zoo:grass") and not snapshot.has("zoo:sheep", "lives_in", "zoo:farm")
     pipeline = KnowledgePipeline(snapshot, models, OPTIONS)
@@ -159,8 +121,7 @@ def test_pipeline_writes_with_provenance_and_is_idempotent(trained, store):
 
 def test_new_source_entity_becomes_a_node(trained, store):
     _, dataset, models, _ = trained
-    import_dataset(store, Dataset(name="zoo", kind="kg", entities=dataset.entities, relations=dataset.relations,
-                                  triples={"train": dataset.triples["train"]}))
+    import_train(store)
     pipeline = KnowledgePipeline(GraphSnapshot.from_store(store, "zoo"), models, OPTIONS)
     run = pipeline.run(SourceEntity(name="Llama", type="animal",
                                     description="The llama is an animal that eats hay and lives on a farm."))
@@ -175,8 +136,7 @@ def test_new_source_entity_becomes_a_node(trained, store):
 
 def test_llm_mode_rejects_relations_outside_the_pool_and_resolves_names(trained, double, make_llm, store):
     _, dataset, models, _ = trained
-    import_dataset(store, Dataset(name="zoo", kind="kg", entities=dataset.entities, relations=dataset.relations,
-                                  triples={"train": dataset.triples["train"]}))
+    import_train(store)
     llm = make_llm()
     double.reply({"text": "The sheep is an animal that lives on a farm.", "used_document_ids": ["zoo:doc:sheep"]})
     double.reply({"relations": [{"relation": "Lives In", "reason": "animals live somewhere"},

@@ -1,0 +1,71 @@
+"""The FastAPI app: ``uvicorn api.main:app`` (or ``create_app(settings)`` in tests and ``kgforge up``).
+
+Routes (OpenAPI docs at ``/docs``): ``/v1/jobs`` (submit, follow, list, cancel), ``/v1/entities``
+(a node and its neighbours, by id or name), ``/v1/relations`` (the relation pool),
+``/v1/documents`` (add retrieval documents), ``/healthz``, ``/readyz``, ``/metrics``.
+
+Creating the app connects to nothing (the job store, graph driver, Celery app and encoder open on
+first use), so it imports while the graph database and the broker are down. Outside development
+it refuses to start without API keys. Every write needs ``Authorization: Bearer KEY``
+(``api/deps.py``); bodies over ``KGFORGE_MAX_BODY_BYTES`` get 413 (``api/limits.py``); domain errors
+become HTTP errors only in ``api/errors.py``.
+
+Example::
+
+    KGFORGE_ENV=production KGFORGE_API_KEYS=$(openssl rand -hex 32) uvicorn api.main:app --port 8000
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.deps import Services
+from api.limits import BodySizeLimit
+from api.metrics import Metrics
+from api.routers import documents, entities, health, jobs, relations
+from kg_builder import __version__
+from kg_builder.errors import ConfigError
+from kg_builder.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API for ``settings`` (default: the process-wide ``KGFORGE_*`` settings).
+
+    Raises:
+        ConfigError: outside development without ``KGFORGE_API_KEYS``.
+    """
+    settings = settings or get_settings()
+    if settings.env != "development" and not settings.api_key_list():
+        raise ConfigError(
+            f"KGFORGE_ENV={settings.env} needs API keys for writes: set KGFORGE_API_KEYS to one "
+            "or more comma-separated keys (e.g. `openssl rand -hex 32`)"
+        )
+    services = Services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.close()
+
+    app = FastAPI(
+        title="kgforge",
+        version=__version__,
+        lifespan=lifespan,
+        description="Knowledge-graph construction service: submit entity jobs, follow them, "
+        "browse the graph they write.",
+    )
+    app.state.services = services
+    app.state.metrics = Metrics(lambda: services.jobs)
+    errors.install(app)
+    for router in (jobs.router, entities.router, relations.router, documents.router, health.router):
+        app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(app.state.metrics.middleware)  # outermost: also counts 413s
+    return app
+
+
+app = create_app()

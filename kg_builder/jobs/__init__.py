@@ -1,0 +1,44 @@
+"""Entity jobs (issue 4): the durable job store and the runner the workers call.
+
+``models`` holds what a client submits and what a job looks like; ``store`` keeps job state in
+SQLite so it survives restarts of every process; ``runner.run_job`` runs a job through the
+knowledge pipeline in replayable batches. Neither imports FastAPI or Celery.
+"""
+
+from kg_builder.jobs.models import (
+    EntityError,
+    EntityResult,
+    EntityStatus,
+    Job,
+    JobCounts,
+    JobPage,
+    JobProgress,
+    JobStatus,
+    JobSubmission,
+)
+from kg_builder.jobs.runner import run_job
+from kg_builder.jobs.store import (
+    BatchCounts,
+    EntityOutcome,
+    JobNotFoundError,
+    JobStore,
+    JobStoreUnavailableError,
+)
+
+__all__ = [
+    "BatchCounts",
+    "EntityError",
+    "EntityOutcome",
+    "EntityResult",
+    "EntityStatus",
+    "Job",
+    "JobCounts",
+    "JobNotFoundError",
+    "JobPage",
+    "JobProgress",
+    "JobStatus",
+    "JobStore",
+    "JobStoreUnavailableError",
+    "JobSubmission",
+    "run_job",
+]

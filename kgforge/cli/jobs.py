@@ -1,0 +1,212 @@
+"""``kgforge jobs submit | watch | list | cancel``: a client of the HTTP API (``kgforge up``).
+
+The API address defaults to ``http://KGFORGE_API_HOST:KGFORGE_API_PORT`` (``--api`` overrides it);
+writes send ``Authorization: Bearer`` with ``--api-key`` / ``KGFORGE_API_KEY`` when one is given.
+
+A job file is JSON: either the whole request body (``{"domain": ..., "entities": [...],
+"options": {...}}``) or a list of entities (``[{"name": "virus"}, ...]``, with ``--dataset``); a
+``.txt`` file holds one entity name per line.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kgforge.cli.common import JsonOption, console, err_console, fail, handle_errors, load_settings, print_json
+
+app = typer.Typer(help="Submit entity jobs to the API and follow them.", no_args_is_help=True)
+
+ApiOption = typer.Option(None, "--api", help="API base URL (default http://KGFORGE_API_HOST:KGFORGE_API_PORT).")
+KeyOption = typer.Option(None, "--api-key", envvar="KGFORGE_API_KEY", help="API key for writes.")
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+class Client:
+    def __init__(self, api: str | None, api_key: str | None, timeout: float = 30.0):
+        import httpx
+
+        settings = load_settings()
+        self.base = (api or f"http://{settings.api_host}:{settings.api_port}").rstrip("/")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = httpx.Client(base_url=self.base, headers=headers, timeout=timeout)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as e:
+            fail(f"cannot reach the API at {self.base} ({e}); is `kgforge up` running?")
+        if response.status_code >= 400:
+            try:
+                detail = response.json()
+            except ValueError:
+                detail = response.text
+            fail(f"{method} {path} -> HTTP {response.status_code}: {json.dumps(detail) if not isinstance(detail, str) else detail}")
+        return response.json()
+
+
+def _body(file: Path | None, names: list[str], dataset: str | None, entity_type: str | None,
+          use_llm: bool | None) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    entities: list[dict[str, Any]] = []
+    if file is not None:
+        if not file.exists():
+            fail(f"job file {file} does not exist")
+        text = file.read_text()
+        if file.suffix == ".txt":
+            entities = [{"name": line.strip()} for line in text.splitlines() if line.strip()]
+        else:
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as e:
+                fail(f"job file {file} is not JSON: {e}")
+            if isinstance(data, dict):
+                body = data
+            elif isinstance(data, list):
+                entities = [e if isinstance(e, dict) else {"name": str(e)} for e in data]
+            else:
+                fail(f"job file {file}: expected an object or a list of entities")
+    entities += [{"name": n, **({"type": entity_type} if entity_type else {})} for n in names]
+    if entities:
+        body.setdefault("entities", []).extend(entities)
+    if dataset:
+        body["domain"] = dataset
+    if use_llm is not None:
+        body.setdefault("options", {})["use_llm"] = use_llm
+    if not body.get("entities"):
+        fail("give a job FILE or at least one --entity NAME")
+    if not body.get("domain"):
+        fail("give --dataset (the domain whose trained models apply), or put \"domain\" in the job file")
+    return body
+
+
+def kept_triples(client: Client, job: dict[str, Any]) -> list[dict[str, Any]]:
+    """The triples this job wrote, read back through ``GET /v1/entities/{id}``."""
+    rows = []
+    for entity in job.get("entities") or []:
+        if not entity.get("node_id"):
+            continue
+        data = client.request("GET", f"/v1/entities/{entity['node_id']}", params={"limit": 500})
+        for n in data.get("neighbours", []):
+            if n.get("job_id") == job["id"] and n.get("direction") == "out":
+                rows.append({"head": entity["name"], "relation": n["relation"], "tail": n["tail"],
+                             "confidence": n.get("confidence"), "sources": n.get("sources") or [],
+                             "evidence": n.get("evidence") or []})
+    return sorted(rows, key=lambda r: -(r["confidence"] or 0.0))
+
+
+def _print_triples(rows: list[dict[str, Any]], job_id: str) -> None:
+    table = Table(title=f"triples written by job {job_id}")
+    for column in ("head", "relation", "tail", "confidence", "sources", "evidence"):
+        table.add_column(column, justify="right" if column == "confidence" else "left")
+    for r in rows:
+        table.add_row(r["head"], r["relation"], r["tail"],
+                      f"{r['confidence']:.3f}" if r["confidence"] is not None else "-",
+                      ", ".join(r["sources"]), ", ".join(r["evidence"][:3]) or "-")
+    console.print(table)
+
+
+def watch_job(client: Client, job_id: str, *, interval: float = 0.5, timeout: float | None = None) -> dict[str, Any]:
+    """Poll the job with a progress bar until it ends (or ``timeout`` seconds pass)."""
+    started = time.monotonic()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=False) as bars:
+        task = bars.add_task(f"job {job_id}", total=None)
+        while True:
+            job = client.request("GET", f"/v1/jobs/{job_id}", params={"entities": "false"})
+            p = job["progress"]
+            bars.update(task, total=p["total"] or None, completed=p["done"] + p["failed"],
+                        description=f"job {job_id} {job['status']}")
+            if job["status"] in TERMINAL:
+                return client.request("GET", f"/v1/jobs/{job_id}")
+            if timeout is not None and time.monotonic() - started > timeout:
+                fail(f"job {job_id} still {job['status']} after {timeout:.0f}s")
+            time.sleep(interval)
+
+
+def _finish(client: Client, job: dict[str, Any], json_out: bool, show_triples: bool) -> None:
+    rows = kept_triples(client, job) if show_triples and job["status"] == "succeeded" else []
+    if json_out:
+        print_json({**job, "triples": rows})
+    else:
+        c = job["counts"]
+        console.print(f"job {job['id']} [bold]{job['status']}[/]: generated {c['generated']}, kept {c['kept']}, "
+                      f"new nodes {c['new']}, merged {c['merged']}")
+        for error in job.get("errors") or []:
+            err_console.print(f"[yellow]{error['name']}[/]: {error['error']}")
+        if job.get("error"):
+            err_console.print(f"[red]{job['error']}[/]")
+        if rows:
+            _print_triples(rows, job["id"])
+    raise typer.Exit({"succeeded": 0, "failed": 1, "cancelled": 2}.get(job["status"], 1))
+
+
+@app.command("submit")
+@handle_errors
+def submit(
+    file: Path | None = typer.Argument(None, help="Job file (JSON body, JSON list of entities, or .txt of names)."),
+    entity: list[str] | None = typer.Option(None, "--entity", help="An entity name (repeat for more)."),
+    dataset: str | None = typer.Option(None, "--dataset", help="The domain whose trained models apply."),
+    entity_type: str | None = typer.Option(None, "--type", help="Type of the --entity names."),
+    use_llm: bool | None = typer.Option(None, "--llm/--no-llm", help="Override the job's LLM option."),
+    watch: bool = typer.Option(False, "--watch", help="Follow the job to its end and print its triples."),
+    api: str | None = ApiOption,
+    api_key: str | None = KeyOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Submit an entity job; prints its id (and, with --watch, follows it)."""
+    client = Client(api, api_key)
+    accepted = client.request("POST", "/v1/jobs", json=_body(file, entity or [], dataset, entity_type, use_llm))
+    if not watch:
+        if json_out:
+            print_json(accepted)
+        else:
+            console.print(f"job {accepted['id']} accepted; follow it with `kgforge jobs watch {accepted['id']}`")
+        return
+    err_console.print(f"job {accepted['id']} accepted")
+    _finish(client, watch_job(client, accepted["id"]), json_out, True)
+
+
+@app.command("watch")
+@handle_errors
+def watch(job_id: str = typer.Argument(...), timeout: float | None = typer.Option(None, help="Give up after N s."),
+          triples: bool = typer.Option(True, "--triples/--no-triples", help="Print the triples the job wrote."),
+          api: str | None = ApiOption, json_out: bool = JsonOption) -> None:
+    """Follow a job with a live progress bar; exit code 0 succeeded, 1 failed, 2 cancelled."""
+    client = Client(api, None)
+    _finish(client, watch_job(client, job_id, timeout=timeout), json_out, triples)
+
+
+@app.command("list")
+@handle_errors
+def list_jobs(limit: int = typer.Option(20, min=1, max=500), offset: int = typer.Option(0, min=0),
+              api: str | None = ApiOption, json_out: bool = JsonOption) -> None:
+    """The newest jobs first."""
+    page = Client(api, None).request("GET", "/v1/jobs", params={"limit": limit, "offset": offset})
+    if json_out:
+        print_json(page)
+        return
+    table = Table(title=f"jobs {offset + 1}-{offset + len(page['items'])} of {page['total']}")
+    for column in ("id", "status", "domain", "progress", "kept", "created"):
+        table.add_column(column)
+    for job in page["items"]:
+        p = job["progress"]
+        table.add_row(job["id"], job["status"], job["domain"], f"{p['done']}/{p['total']}",
+                      str(job["counts"]["kept"]), job["created_at"])
+    console.print(table)
+
+
+@app.command("cancel")
+@handle_errors
+def cancel(job_id: str = typer.Argument(...), api: str | None = ApiOption, api_key: str | None = KeyOption) -> None:
+    """Ask a job to stop after its current batch."""
+    job = Client(api, api_key).request("POST", f"/v1/jobs/{job_id}/cancel")
+    console.print(f"job {job_id}: {job['status']}" + (" (cancel requested)" if job.get("cancel_requested") else ""))

