@@ -97,13 +97,18 @@ class LocalStack:
         return self.broker_dir / "redis.sock"
 
     def child_env(self) -> dict[str, str]:
+        """The environment of every child: this stack's settings as ``KGFORGE_*`` variables (so the
+        workers and the API see exactly what the stack was started with), then ``env``."""
+        from pydantic import SecretStr
+
         env = dict(os.environ)
-        env.update({"KGFORGE_HOME": str(self.settings.home), "KGFORGE_API_HOST": self.settings.api_host,
-                    "KGFORGE_API_PORT": str(self.settings.api_port),
-                    "KGFORGE_GRAPH_BOLT_PORT": str(self.settings.graph_bolt_port),
-                    "KGFORGE_GRAPH_HTTP_PORT": str(self.settings.graph_http_port),
-                    "KGFORGE_DATA_DIR": str(self.settings.data_dir), "KGFORGE_ENV": self.settings.env,
-                    "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+        for name in type(self.settings).model_fields:
+            value = getattr(self.settings, name)
+            if value is None:
+                env.pop(f"KGFORGE_{name.upper()}", None)
+                continue
+            env[f"KGFORGE_{name.upper()}"] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        env.update({"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
         env.update(self.extra_env)
         return env
 

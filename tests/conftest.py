@@ -1,4 +1,6 @@
-"""Session fixtures: a real embedded ArcadeDB over Bolt, and a store wiped before every test.
+"""Session fixtures: a real embedded ArcadeDB over Bolt, and a store wiped before every test; the
+session's tiny trained zoo models (``zoo_home``); the OpenAI-compatible TEST DOUBLE (``double``,
+``make_llm``: a real HTTP server on loopback that answers from a script; it is not a model).
 
 The database is started exactly as ``kgforge db start`` starts it (EmbeddedDatabase), on free
 ports under a temporary KGFORGE_HOME, once per test session.
@@ -7,8 +9,9 @@ ports under a temporary KGFORGE_HOME, once per test session.
 from __future__ import annotations
 
 import os
+import random
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,10 @@ from kg_builder.store.embedded import EmbeddedDatabase, free_port
 REPO = Path(__file__).resolve().parent.parent
 # Shared test helpers (tests/ is not a package under --import-mode=importlib): `import kgforge_zoo`.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+
+from openai_double import OpenAIDouble  # noqa: E402  (TEST DOUBLE of an OpenAI-compatible server)
+
+from kg_builder.llm import OpenAICompatibleLLM  # noqa: E402
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -93,3 +100,55 @@ def store(_session_store: GraphStore) -> GraphStore:
     _session_store.wipe()
     _session_store.batch_size = 2000
     return _session_store
+
+
+# --- the LLM test double -------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loopback traffic must reach the double, never a proxy from the environment."""
+    for var in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "OPENAI_BASE_URL",
+        "OPENAI_API_BASE",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def double() -> Iterator[OpenAIDouble]:
+    """A fresh test double per test (starting one takes milliseconds; nothing is shared)."""
+    with OpenAIDouble() as d:
+        yield d
+
+
+@pytest.fixture
+def make_llm(double: OpenAIDouble) -> Iterator[Callable[..., OpenAICompatibleLLM]]:
+    """Build a client for the double with fast, seeded backoff; options override the defaults."""
+    made: list[OpenAICompatibleLLM] = []
+
+    def make(**options) -> OpenAICompatibleLLM:
+        kwargs = {
+            "base_url": double.base_url,
+            "model": double.model,
+            "timeout": 2.0,
+            "max_retries": 2,
+            "max_output_retries": 1,
+            "max_concurrency": 4,
+            "backoff_base": 0.01,
+            "backoff_max": 0.05,
+            "rng": random.Random(0),
+        }
+        kwargs.update(options)
+        llm = OpenAICompatibleLLM(**kwargs)
+        made.append(llm)
+        return llm
+
+    yield make
+    for llm in made:
+        llm.close()

@@ -1,7 +1,7 @@
 """The knowledge pipeline on a tiny hand-made zoo graph, with real (tiny) trained models.
 
 The models are the session's (``zoo_home``, trained once by ``tests/support/kgforge_zoo.py``); the
-LLM path runs against the OpenAI-compatible TEST DOUBLE (``tests/kg_builder/llm/openai_double.py``).
+LLM path runs against the OpenAI-compatible TEST DOUBLE (``tests/support/openai_double.py``).
 """
 
 from __future__ import annotations
