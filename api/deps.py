@@ -60,16 +60,8 @@ class Services:
     def _open_graph(self) -> GraphStore:
         # Like GraphStore.from_settings, with shorter waits: a request should answer 503 within a
         # few seconds while the database is down, not after the workers' 30 s of retries.
-        from neo4j import GraphDatabase
-
-        s = self.settings
-        driver = GraphDatabase.driver(
-            s.bolt_uri,
-            auth=(s.graph_user, s.resolved_graph_password()),
-            connection_timeout=GRAPH_CONNECT_TIMEOUT_S,
-            max_transaction_retry_time=GRAPH_RETRY_S,
-        )
-        return GraphStore(driver, s.graph_database, batch_size=s.graph_batch_size)
+        return GraphStore.from_settings(self.settings, connection_timeout=GRAPH_CONNECT_TIMEOUT_S,
+                                        max_transaction_retry_time=GRAPH_RETRY_S)
 
     @property
     def celery(self) -> Any:

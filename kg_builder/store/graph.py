@@ -250,20 +250,22 @@ class GraphStore:
             print(store.counts())
     """
 
-    def __init__(self, driver: Driver, database: str, *, batch_size: int = 2000):
+    def __init__(self, driver: Driver, database: str, *, batch_size: int = 2000,
+                 reconnect: Callable[[], Driver] | None = None):
         self.driver = driver
         self.database = database
         self.batch_size = batch_size
+        self._reconnect = reconnect
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "GraphStore":
-        driver = GraphDatabase.driver(
-            settings.bolt_uri,
-            auth=(settings.graph_user, settings.resolved_graph_password()),
-            connection_timeout=10,
-            max_transaction_retry_time=30,
-        )
-        return cls(driver, settings.graph_database, batch_size=settings.graph_batch_size)
+    def from_settings(cls, settings: Settings, **driver_options: Any) -> "GraphStore":
+        options = {"connection_timeout": 10, "max_transaction_retry_time": 30, **driver_options}
+
+        def connect() -> Driver:
+            return GraphDatabase.driver(settings.bolt_uri, auth=(settings.graph_user, settings.resolved_graph_password()),
+                                        **options)
+
+        return cls(connect(), settings.graph_database, batch_size=settings.graph_batch_size, reconnect=connect)
 
     def close(self) -> None:
         self.driver.close()
@@ -275,7 +277,27 @@ class GraphStore:
         self.close()
 
     # --- transaction plumbing ------------------------------------------------------------------
+    def _stale_credentials(self, error: neo4j_errors.AuthError) -> bool:
+        """ArcadeDB forgets its Bolt sessions when it restarts; pooled connections then answer
+        "credentials ... no longer valid". A new driver (new connections) fixes that: replace it."""
+        if self._reconnect is None or "no longer valid" not in str(error):
+            return False
+        old, self.driver = self.driver, self._reconnect()
+        try:
+            old.close()
+        except Exception:  # noqa: BLE001 - the old pool is broken anyway
+            pass
+        return True
+
     def _run(self, write: bool, work: Callable[[ManagedTransaction], Any]) -> Any:
+        try:
+            return self._session_run(write, work)
+        except neo4j_errors.AuthError as e:
+            if not self._stale_credentials(e):
+                raise DatabaseError(f"graph database refused the credentials ({e}); check KGFORGE_GRAPH_PASSWORD") from e
+            return self._session_run(write, work)
+
+    def _session_run(self, write: bool, work: Callable[[ManagedTransaction], Any]) -> Any:
         try:
             with self.driver.session(database=self.database) as session:
                 return session.execute_write(work) if write else session.execute_read(work)
@@ -283,8 +305,8 @@ class GraphStore:
             raise DatabaseUnavailableError(
                 f"graph database unreachable ({e}); start it with `kgforge db start` or check KGFORGE_GRAPH_URI"
             ) from e
-        except neo4j_errors.AuthError as e:
-            raise DatabaseError(f"graph database refused the credentials ({e}); check KGFORGE_GRAPH_PASSWORD") from e
+        except neo4j_errors.AuthError:
+            raise
         except neo4j_errors.TransientError as e:
             raise DatabaseUnavailableError(f"graph database transient failure persisted after retries: {e}") from e
         except neo4j_errors.Neo4jError as e:
@@ -507,6 +529,10 @@ class GraphStore:
                     yield ExportedTriple(**record.data())
         except (neo4j_errors.ServiceUnavailable, neo4j_errors.SessionExpired) as e:
             raise DatabaseUnavailableError(f"graph database went away during export: {e}") from e
+        except neo4j_errors.AuthError as e:
+            if self._stale_credentials(e):
+                raise DatabaseUnavailableError(f"graph database restarted during export (reconnected): {e}") from e
+            raise DatabaseError(f"graph database refused the credentials ({e}); check KGFORGE_GRAPH_PASSWORD") from e
 
     def counts(self) -> GraphCounts:
         """Node counts per label and edge counts per relationship type."""
