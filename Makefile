@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 KGFORGE := $(BIN)/kgforge
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev run test bench-ingest db-start db-stop clean
+.PHONY: install install-dev run test bench-ingest bench-service db-start db-stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,18 +19,19 @@ install: $(BIN)/python
 install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 
-# The main job on the embedded default: start the graph database, import a real dataset, show it.
+# The main job on the embedded default: start the stack (`kgforge up`), import UMLS, train the
+# models the pipeline needs (once), submit an entity job over HTTP, follow it, print its triples.
 run: install
-	$(KGFORGE) db status >/dev/null 2>&1 || $(KGFORGE) db start
-	$(KGFORGE) import umls
-	$(KGFORGE) graph stats
-	$(KGFORGE) graph node virus --name --limit 10
+	KGFORGE=$(KGFORGE) scripts/main_job.sh
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench-ingest: install-dev
 	$(BIN)/python benchmarks/bench_ingest.py
+
+bench-service: install-dev
+	$(BIN)/python benchmarks/bench_service.py
 
 db-start: install
 	$(KGFORGE) db start

@@ -19,9 +19,10 @@ Protocol (stated in every result):
   of recall), calibration of the confidence on all candidates (Brier score, expected calibration
   error), and seconds per entity.
 
-Ablations (one row each): ``full`` (utility-ranked knowledge, every generator, voting, the
-reranker keeps the top fraction); ``no_reranker`` (same candidates, kept by the calibrated
-confidence without the reranker's score); ``similarity_only`` (knowledge ranked by similarity, not
+Ablations (one row each): ``full`` (utility-ranked knowledge, every generator, voting, the top
+fraction kept by the calibrated confidence over every signal); ``no_reranker`` (same candidates,
+confidence fitted without the reranker's score); ``reranker_only`` (kept by the reranker's score
+alone, the KG-BERT filter); ``similarity_only`` (knowledge ranked by similarity, not
 utility); ``only_<generator>`` (the candidates of one generator, no voting).
 """
 
@@ -115,6 +116,7 @@ def score_runs(runs: Sequence[EntityRun], truth: set[Triple], seen: GraphSnapsho
     kept_keys = {(c.head, c.relation, c.target_id or f"new:{c.target_name}") for c in kept}
     candidates = {(c.head, c.relation, c.target_id) for r in runs for c in r.candidates}
     hits = len(kept_keys & held)
+    kept_confidence = [c.confidence for c in kept if c.confidence is not None]
     all_candidates = [c for r in runs for c in r.candidates if c.confidence is not None]
     probs = np.asarray([c.confidence for c in all_candidates], float)
     labels = np.asarray([(c.head, c.relation, c.target_id) in truth for c in all_candidates], float)
@@ -127,8 +129,7 @@ def score_runs(runs: Sequence[EntityRun], truth: set[Triple], seen: GraphSnapsho
         "target_entropy": _entropy([c.target_id or c.target_name for c in kept]),
         "new_entities": sum(c.target_id is None for c in kept),
         "brier": brier(probs, labels), "ece": expected_calibration_error(probs, labels),
-        "mean_kept_confidence": float(np.mean([c.confidence for c in kept if c.confidence is not None]))
-        if kept else 0.0,
+        "mean_kept_confidence": float(np.mean(kept_confidence)) if kept_confidence else float("nan"),
     }
 
 
@@ -190,6 +191,8 @@ def evaluate_generation(*, dataset: Dataset, models: PipelineModels, split: str 
         rows["full"] = _variant("full", calib, runs, *common, reranker=True)
         if ablations:
             rows["no_reranker"] = _variant("no_reranker", calib, runs, *common, reranker=False)
+            reranked = [select(run, opts, None) for run in _copy(runs)]
+            rows["reranker_only"] = score_runs(reranked, truth, eval_graph)
             for generator in options.generators:
                 if generator == "llm" and llm is None:
                     continue
@@ -202,8 +205,9 @@ def evaluate_generation(*, dataset: Dataset, models: PipelineModels, split: str 
     timings["total_seconds"] = time.perf_counter() - started
     protocol = (f"pipeline on {len(heads)} {split} heads of {dataset.name} against a graph of "
                 f"{'train' if split == 'dev' else 'train+dev'} triples; confidence calibrated on {len(calib_heads)} "
-                f"dev heads against train; {'LLM mode' if llm else 'offline mode'}; keep policy: reranker top "
-                f"{options.keep_fraction:.0%} of each entity's candidates (no_reranker: calibrated confidence); "
+                f"dev heads against train; {'LLM mode' if llm else 'offline mode'}; keep policy: top "
+                f"{options.keep_fraction:.0%} of each entity's candidates by calibrated confidence "
+                f"(reranker_only: by the reranker's score); "
                 f"precision/recall against held-out {split} triples; novelty against the graph the pipeline saw")
     return GenerationResult(
         dataset=dataset.name, split=split, calibration_split=calib_split, protocol=protocol,

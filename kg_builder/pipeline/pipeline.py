@@ -4,9 +4,12 @@
 
 :meth:`KnowledgePipeline.candidates` runs everything up to the scores (no writes) and returns an
 :class:`EntityRun` holding every candidate triple with its features; :func:`select` applies the
-keep policy (the reranker keeps the top ``keep_fraction``, default 25 %, of S's candidates, or
-those whose reranker probability is at least ``rerank_threshold``; then the calibrated confidence
-must reach ``min_confidence``); :meth:`KnowledgePipeline.write` resolves new target names
+keep policy (the top ``keep_fraction``, default 25 %, of S's candidates by calibrated confidence,
+which combines the reranker's score with the votes and the relation scores; or, with
+``rerank_threshold``, those whose reranker probability reaches it; then the confidence must reach
+``min_confidence``). Ranking by the combination rather than by the reranker alone was measured:
+on UMLS test the reranker-only order kept triples at precision 0.047 / recall 0.246, the
+confidence without the reranker at 0.141 / 0.746 (README, Results); :meth:`KnowledgePipeline.write` resolves new target names
 (:class:`~kg_builder.resolution.EntityResolver`) and writes the kept triples in one batch with their
 confidence, ``sources`` (``generator:model`` of every generator that proposed the triple, plus the
 reranker) and ``evidence`` (document ids).
@@ -357,10 +360,10 @@ def select(run: EntityRun, options: PipelineOptions, confidence: ConfidenceModel
     if use_reranker and options.rerank_threshold is not None:
         chosen = [c.reranker_probability >= options.rerank_threshold for c in candidates]
     else:
-        if use_reranker:
-            order = np.argsort(-matrix[:, FEATURES.index("reranker_logit")], kind="stable")
-        elif probabilities is not None:
+        if probabilities is not None:
             order = np.argsort(-probabilities, kind="stable")
+        elif use_reranker:
+            order = np.argsort(-matrix[:, FEATURES.index("reranker_logit")], kind="stable")
         else:
             order = np.argsort(-matrix[:, FEATURES.index("votes")], kind="stable")
         budget = max(1, math.ceil(options.keep_fraction * len(candidates)))
