@@ -48,6 +48,7 @@ class Knowledge(BaseModel):
     summary_by: Literal["llm", "extractive", "none"] = "none"
     similar_entities: list[str] = Field(default_factory=list)
     similar_names: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="Degradations, e.g. the LLM summary failed.")
 
     model_config = {"arbitrary_types_allowed": True}
 
@@ -145,6 +146,7 @@ class KnowledgeBuilder:
                 self._llm_summary(entity, top, knowledge)
                 return
             except LLMError as e:  # degrade to the extractive summary, and say so
+                knowledge.notes.append(f"LLM summary failed ({e}); used the extractive summary")
                 log.warning("LLM summary for %r failed (%s); using the extractive summary", entity.name, e)
         summary = self.summariser.run(entity.name, top, self.token_budget)
         knowledge.descriptive, knowledge.document_ids = summary.text, summary.document_ids

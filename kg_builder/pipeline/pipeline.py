@@ -249,7 +249,7 @@ class KnowledgePipeline:
         knowledge = self.knowledge.build(info)
         lap("knowledge")
         selection = self.relations.select(knowledge, use_llm=self.llm is not None)
-        errors = [selection.note] if selection.note else []
+        errors = list(knowledge.notes) + ([selection.note] if selection.note else [])
         lap("relations")
         proposals = []
         for relation in selection.kept:

@@ -168,7 +168,8 @@ def test_llm_failure_degrades_to_the_offline_filter(trained, double, make_llm):
                                  llm=make_llm(max_retries=1))
     run = pipeline.run("sheep")
     assert run.relations.filtered_by == "classifier" and run.knowledge.summary_by == "extractive"
-    assert run.errors and not any("llm" in c.generators for c in run.candidates)
+    assert not any("llm" in c.generators for c in run.candidates)
+    assert any("summary" in e for e in run.errors) and any("relation filter" in e for e in run.errors)
 
 
 def test_missing_models_name_the_training_command(tmp_path):
