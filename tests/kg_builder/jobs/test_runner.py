@@ -175,3 +175,25 @@ def test_options_that_do_not_fit_the_graph_fail_the_job(settings, jobs, store):
     job_id = submit(jobs, options=OPTIONS.model_copy(update={"relations": ["flies_to"]}))
     job = run_job(job_id, settings, store=store, jobs=jobs)
     assert job.status is JobStatus.failed and "options.relations" in job.error and "flies_to" in job.error
+
+
+def test_llm_timeouts_and_429_degrade_to_offline_and_never_hang(settings, jobs, store, double, make_llm):
+    """The TEST DOUBLE answers 429, then stalls past the client's timeout, then sends broken JSON:
+    every LLM step degrades to its offline counterpart, the entity's notes say so, the job succeeds."""
+    import time
+
+    zoo_helpers.import_zoo(store)
+    double.status(429, times=3, retry_after=0.01)
+    double.delay(3.0, content={"relations": []}, times=3)
+    double.malformed(times=200)
+    llm = make_llm(timeout=0.5, max_retries=2)
+    options = OPTIONS.model_copy(update={"use_llm": True, "generators": ["graph", "corpus", "llm"], "llm_samples": 1})
+    job_id = submit(jobs, entities=ENTITIES[:1], options=options)
+    started = time.monotonic()
+    job = run_job(job_id, settings, store=store, jobs=jobs, llm=llm)
+    assert time.monotonic() - started < 120
+    assert job.status is JobStatus.succeeded and job.counts.kept > 0
+    notes = jobs.get(job_id).entities[0].notes
+    assert any("summary" in n for n in notes) and any("relation filter" in n for n in notes)
+    sources = [s for t in store.export_triples() if t.job_id == job_id for s in t.sources or []]
+    assert sources and not any(s.startswith("llm:") for s in sources)  # offline generators only
