@@ -4,6 +4,12 @@ Adagrad with 1-N cross-entropy over all entities, every train triple used in bot
 (reciprocal relations), N3 regularisation, a wall-clock budget checked between batches; dev
 metrics (filtered, both directions) at the end, and optionally every ``eval_every`` epochs with the
 best-on-dev weights kept (early stopping on dev MRR).
+
+``precision="bf16"`` runs the forward and backward passes under CPU autocast to bfloat16 (the
+weights, the optimizer state, the softmax and the evaluation stay float32). The 1-N score matrix
+``[batch, rank] @ [rank, entities]`` is almost all of the cost; on the development machines'
+AVX512-BF16 cores it is about 3x faster in bfloat16, which is what lets WN18RR and FB15k-237 train
+for enough epochs within an hour on 2 cores.
 """
 
 from __future__ import annotations
@@ -33,13 +39,15 @@ def train_structural(*, dataset: Dataset, settings: Settings, rank: int = 200, e
                      batch_size: int = 500, lr: float = 0.1, regularization: float = 0.05,
                      max_minutes: float = 30.0, eval_every: int | None = None, seed: int = 13,
                      name: str | None = None, progress: Callable[[int, int, float], None] | None = None,
-                     save: bool = True) -> ModelTrainResult:
+                     save: bool = True, precision: str = "fp32") -> ModelTrainResult:
     """Train ComplEx-N3 on ``dataset``'s train split; ``progress(epoch, epochs, loss)`` after each epoch."""
     train = dataset.triples.get("train")
     if not train:
         raise InvalidInputError("dataset", f"{dataset.name} has no train triples")
     if epochs < 1 or batch_size < 1:
         raise InvalidInputError("epochs", "epochs and batch size must be positive")
+    if precision not in ("fp32", "bf16"):
+        raise InvalidInputError("precision", f"must be fp32 or bf16, got {precision!r}")
     seed_everything(seed)
     started = time.perf_counter()
     model = ComplEx([e.id for e in dataset.entities], [r.id for r in dataset.relations], rank=rank,
@@ -65,7 +73,8 @@ def train_structural(*, dataset: Dataset, settings: Settings, rank: int = 200, e
                 stopped = True
                 break
             idx = order[start:start + batch_size]
-            loss = model.loss(heads[idx], rels[idx], tails[idx], regularization=regularization)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                loss = model.loss(heads[idx], rels[idx], tails[idx], regularization=regularization)
             if not torch.isfinite(loss):
                 raise TrainingError(f"non-finite loss in epoch {epoch}; lower --lr (now {lr})")
             optimizer.zero_grad()
@@ -99,7 +108,7 @@ def train_structural(*, dataset: Dataset, settings: Settings, rank: int = 200, e
     result = ModelTrainResult(
         model_name=name, directory=model_dir(settings, name), dataset=dataset.name, seed=seed,
         config={"rank": rank, "epochs": epochs, "batch_size": batch_size, "lr": lr, "regularization": regularization,
-                "max_minutes": max_minutes, "eval_every": eval_every},
+                "max_minutes": max_minutes, "eval_every": eval_every, "precision": precision},
         metrics=metrics, timings={"train_seconds": train_seconds, "total_seconds": time.perf_counter() - started},
         epoch_losses=epoch_losses, stopped_by_budget=stopped, git_hash=git_hash(), model=model)
     model.meta.update({"metrics": {"dev": metrics.get("dev")}, "timings": result.timings, "config": result.config})

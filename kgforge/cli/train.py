@@ -84,6 +84,7 @@ def structural_command(
     regularization: float = typer.Option(0.05, help="N3 weight."),
     max_minutes: float = typer.Option(30.0, "--max-minutes", help="Wall-clock cap; stops between batches."),
     eval_every: int | None = typer.Option(10, "--eval-every", help="Dev evaluation every N epochs; keeps the best."),
+    precision: str = typer.Option("fp32", help="fp32, or bf16 (CPU autocast; about 3x faster on AVX512-BF16)."),
     seed: int = typer.Option(13),
     name: str | None = typer.Option(None, help="Model name (default: structural-<dataset>)."),
     data_dir: Path | None = DataDirOption,
@@ -99,7 +100,7 @@ def structural_command(
         result = train_structural(dataset=records, settings=settings, rank=rank, epochs=epochs,
                                   batch_size=batch_size, lr=lr, regularization=regularization,
                                   max_minutes=max_minutes, eval_every=eval_every, seed=seed, name=name,
-                                  progress=update)
+                                  progress=update, precision=precision)
     if json_out:
         print_json(result.as_dict())
         return
