@@ -51,6 +51,17 @@ def data_dir() -> Path:
     return path
 
 
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread: on a shared 2-core machine two threads were 3-4x slower (oversubscription)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def zoo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A KGFORGE_HOME with every model the zoo's jobs need (``kgforge_zoo.train_models``), once per session."""

@@ -43,12 +43,8 @@ CONFIG = DenseConfig(max_length=24)
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One thread: on a shared 2-core machine two threads were 3-4x slower (oversubscription)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_thread(one_torch_thread):
+    """Every test here runs torch on one thread (``one_torch_thread`` in tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 import typer
 from typer.testing import CliRunner
 
@@ -42,12 +41,8 @@ def write_kg(root: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One thread: on a shared 2-core machine two threads were 3-4x slower (oversubscription)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_thread(one_torch_thread):
+    """Every test here runs torch on one thread (``one_torch_thread`` in tests/conftest.py)."""
 
 
 @pytest.fixture
