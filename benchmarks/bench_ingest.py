@@ -1,7 +1,8 @@
 """Ingest benchmark: the same WN18RR triples written three ways into one embedded database.
 
 1. **kgforge**: ``GraphStore.upsert_nodes`` + ``upsert_triples`` (``UNWIND $rows`` batches, managed
-   transactions, MERGE on constrained ids, provenance unions), the path every import and job takes.
+   transactions; per batch, a create of the missing keys then a provenance-union update of the
+   others), the path every import and job takes.
 2. **per-triple MERGE**: one ``MERGE (h) MERGE (t) MERGE (h)-[r]->(t)`` statement per triple, as
    many LLM graph builders write, in their two common forms: an auto-commit ``session.run`` per
    triple, and a managed transaction per triple (``session.execute_write(upsert_triple, ...)``,

@@ -1,6 +1,21 @@
-// Writes: batched (UNWIND $rows), idempotent (MERGE on deterministic ids), replay-safe.
+// Writes: batched (UNWIND $rows), idempotent (deterministic ids), replay-safe.
 // `$now` is one ISO-8601 UTC timestamp per batch. Lists (sources, evidence, aliases) are unions:
 // replaying a batch adds nothing. Confidence keeps the highest value any writer gave.
+// GraphStore runs each batch as one transaction of two statements: `create_missing_*` creates the
+// rows whose node or edge does not exist yet and returns their row numbers (`row.i`); the
+// `upsert_*` statement then updates the others (provenance unions). On ArcadeDB 26.10 this is
+// 1.4-1.8x faster than one MERGE statement for a new import (benchmarks/bench_ingest.py); rows
+// are deduplicated per batch in Python first, so one statement never sees a key twice.
+
+// @name create_missing_nodes
+// @purpose Create the nodes of one label whose id does not exist yet; return the created rows' numbers.
+UNWIND $rows AS row
+OPTIONAL MATCH (n:{{label}}) WHERE n.id = row.id
+WITH row, n WHERE n IS NULL
+CREATE (m:{{label}} {id: row.id, sources: row.sources, aliases: row.aliases, aliases_norm: row.aliases_norm,
+                     job_id: row.job_id, created_at: $now, updated_at: $now})
+SET m += row.props
+RETURN collect(row.i) AS created;
 
 // @name upsert_nodes
 // @purpose Create or update nodes of one label by id; set properties, union sources and aliases.
@@ -31,6 +46,32 @@ SET r += row.props,
     r.sources = coalesce(r.sources, []) + [x IN row.sources WHERE NOT x IN coalesce(r.sources, [])],
     r.evidence = coalesce(r.evidence, []) + [x IN row.evidence WHERE NOT x IN coalesce(r.evidence, [])]
 RETURN count(r) AS written;
+
+// @name create_missing_edges
+// @purpose Create the edges of one type (rows without extra properties) that do not exist yet; return the created rows' numbers.
+UNWIND $rows AS row
+MATCH (h:{{head_label}}) WHERE h.id = row.head
+MATCH (t:{{tail_label}}) WHERE t.id = row.tail
+OPTIONAL MATCH (h)-[e:{{rel_type}}]->(t)
+WITH h, t, row, e WHERE e IS NULL
+CREATE (h)-[r:{{rel_type}} {relation: row.relation, confidence: row.confidence, sources: row.sources,
+                             evidence: row.evidence, job_id: row.job_id, created_at: $now, updated_at: $now}]->(t)
+RETURN collect(row.i) AS created;
+
+// Separate from create_missing_edges because `SET r += row.props`, even with an empty map, costs
+// ArcadeDB about a third more per edge, and most edges carry no extra properties.
+// @name create_missing_edges_with_props
+// @purpose Create the edges of one type (rows with extra properties) that do not exist yet; return the created rows' numbers.
+UNWIND $rows AS row
+MATCH (h:{{head_label}}) WHERE h.id = row.head
+MATCH (t:{{tail_label}}) WHERE t.id = row.tail
+OPTIONAL MATCH (h)-[e:{{rel_type}}]->(t)
+WITH h, t, row, e WHERE e IS NULL
+CREATE (h)-[r:{{rel_type}}]->(t)
+SET r += row.props,
+    r.relation = row.relation, r.confidence = row.confidence, r.sources = row.sources, r.evidence = row.evidence,
+    r.job_id = row.job_id, r.created_at = $now, r.updated_at = $now
+RETURN collect(row.i) AS created;
 
 // @name delete_some_nodes
 // @purpose Delete up to $limit nodes with their edges (called in a loop to wipe a graph in bounded transactions).

@@ -5,6 +5,15 @@ Every write is a managed transaction (``execute_write``), so the driver retries 
 nothing behind. Writes are ``UNWIND $rows`` batches grouped by label or by (type, head label, tail
 label), because labels and types are part of the statement text and values never are.
 
+A batch's transaction runs two statements: one creates the rows whose node or edge is missing
+(``create_missing_*``, an ``OPTIONAL MATCH ... WHERE x IS NULL CREATE``) and returns their row
+numbers, one updates the rest (``upsert_*``, provenance unions). ArcadeDB 26.10 evaluates a MERGE
+with ``ON CREATE``/``SET`` expressions per row at a much higher cost than a plain CREATE, and a
+new import (or a job's new triples) is almost all creates. Rows repeating a key are merged in
+Python first, so one statement never creates a key twice. Two writers creating the same edge at
+once both modify the head's edge list; ArcadeDB fails one with a concurrent-modification error,
+the driver retries it, and the retry finds the edge (``test_concurrent_writers_...``).
+
 Measured on WN18RR (``benchmarks/bench_ingest.py``): one writer with batches of 2,000 rows is the
 fastest setting on ArcadeDB; two concurrent writers were slower (page conflicts and retries).
 """
@@ -15,7 +24,7 @@ import logging
 import math
 import random
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -227,6 +236,31 @@ def _edge_row(triple: TripleWrite) -> dict[str, Any]:
     }
 
 
+_NODE_LISTS = ("sources", "aliases", "aliases_norm")
+_EDGE_LISTS = ("sources", "evidence")
+
+
+def _union(first: Sequence[str], second: Sequence[str]) -> list[str]:
+    return list(first) + [x for x in second if x not in first]
+
+
+def _merge_row(rows: dict[Any, dict[str, Any]], key: Any, row: dict[str, Any], lists: Sequence[str]) -> None:
+    """Add ``row`` under ``key``, merging it into an earlier row with that key the way the database
+    update would (later properties win, lists are unions, the highest confidence and the first job
+    id stay): one statement must never see a key twice, or it would create it twice."""
+    earlier = rows.get(key)
+    if earlier is None:
+        rows[key] = row
+        return
+    earlier["props"] = {**earlier["props"], **row["props"]}
+    for name in lists:
+        earlier[name] = _union(earlier[name], row[name])
+    if "confidence" in row:
+        earlier["confidence"] = max(earlier["confidence"], row["confidence"])
+    if earlier.get("job_id") is None:
+        earlier["job_id"] = row.get("job_id")
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -339,26 +373,34 @@ class GraphStore:
 
     # --- writes ----------------------------------------------------------------------------------
     def upsert_nodes(self, nodes: Iterable[NodeWrite], *, progress: Progress | None = None) -> int:
-        """MERGE nodes by (label, id) in batches. Returns the number of rows written.
+        """Create or update nodes by (label, id) in batches. Returns the number of distinct nodes written.
+
+        Rows repeating a (label, id) are merged first (later properties win, lists are unions).
 
         Raises:
             InvalidInputError: a label, id, name or property is invalid (nothing is written).
         """
-        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        groups: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        inputs: Counter = Counter()  # input rows per key, so progress counts what the caller passed
         for node in nodes:
-            groups[schema.node_label(node.label)].append(_node_row(node))
+            label = schema.node_label(node.label)
+            _merge_row(groups[label], node.id, _node_row(node), _NODE_LISTS)
+            inputs[label, node.id] += 1
         written = 0
-        for label, rows in groups.items():
-            text = cypher.render("upsert_nodes", label=label)
-            for batch in _batches(rows, self.batch_size):
-                written += self._write_batch(text, batch)
+        for label, by_id in groups.items():
+            create = cypher.render("create_missing_nodes", label=label)
+            update = cypher.render("upsert_nodes", label=label)
+            for batch in _batches(list(by_id.values()), self.batch_size):
+                written += self._write_batch(create, update, batch)
                 if progress:
-                    progress(len(batch))
+                    progress(sum(inputs[label, row["id"]] for row in batch))
         return written
 
     def upsert_triples(self, triples: Iterable[TripleWrite], *, progress: Progress | None = None) -> int:
-        """MERGE edges between existing nodes in batches. Returns the number of rows written.
+        """Create or update edges between existing nodes in batches. Returns the number of distinct edges written.
 
+        There is at most one edge of a type between two nodes: rows repeating (type, head, tail) are
+        merged first (highest confidence, unions of sources and evidence, later properties win).
         Every row of a batch must find its head and tail; otherwise the batch's transaction is
         rolled back and DatabaseError names the missing ids (write the nodes first).
 
@@ -366,30 +408,44 @@ class GraphStore:
             InvalidInputError: a relation type, label, id, confidence or property is invalid
                 (validated for all rows before anything is written).
         """
-        groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+        groups: dict[tuple[str, str, str], dict[tuple[str, str], dict[str, Any]]] = defaultdict(dict)
+        inputs: Counter = Counter()  # input rows per key, so progress counts what the caller passed
         for triple in triples:
-            groups[_edge_key(triple)].append(_edge_row(triple))
+            row, key = _edge_row(triple), _edge_key(triple)
+            _merge_row(groups[key], (row["head"], row["tail"]), row, _EDGE_LISTS)
+            inputs[key, row["head"], row["tail"]] += 1
         written = 0
-        for (rel_type, head_label, tail_label), rows in groups.items():
-            text = cypher.render("upsert_edges", rel_type=rel_type, head_label=head_label, tail_label=tail_label)
-            for batch in _batches(rows, self.batch_size):
-                got = self._write_batch(text, batch)
+        for (rel_type, head_label, tail_label), by_pair in groups.items():
+            labels = dict(rel_type=rel_type, head_label=head_label, tail_label=tail_label)
+            update = cypher.render("upsert_edges", **labels)
+            for batch in _batches(list(by_pair.values()), self.batch_size):
+                with_props = any(row["props"] for row in batch)
+                create = cypher.render("create_missing_edges_with_props" if with_props else "create_missing_edges",
+                                       **labels)
+                got = self._write_batch(create, update, batch)
                 if got is None:
                     self._raise_missing_endpoints(batch, head_label, tail_label, rel_type)
                 written += got
                 if progress:
-                    progress(len(batch))
+                    key = (rel_type, head_label, tail_label)
+                    progress(sum(inputs[key, row["head"], row["tail"]] for row in batch))
         return written
 
-    def _write_batch(self, text: str, rows: Sequence[dict[str, Any]]) -> int | None:
-        """Run one batch in one managed transaction; None (and a rollback) when rows went missing."""
+    def _write_batch(self, create: str, update: str, rows: Sequence[dict[str, Any]]) -> int | None:
+        """Write one batch in one managed transaction: ``create`` makes the rows that do not exist
+        yet, ``update`` the rest. None (and a rollback) when rows went missing (absent endpoints)."""
         now = _now()
+        numbered = [{**row, "i": i} for i, row in enumerate(rows)]
 
         class _Incomplete(Exception):
             pass
 
         def work(tx: ManagedTransaction) -> int:
-            written = tx.run(text, rows=list(rows), now=now).single()["written"]
+            created = set(tx.run(create, rows=numbered, now=now).single()["created"])
+            written = len(created)
+            existing = [row for row in numbered if row["i"] not in created]
+            if existing:
+                written += tx.run(update, rows=existing, now=now).single()["written"]
             if written != len(rows):
                 raise _Incomplete(written)
             return written
@@ -400,12 +456,13 @@ class GraphStore:
             except _Incomplete:
                 return None
             except DatabaseError as e:
-                # ArcadeDB does not serialise two transactions MERGE-ing the same new key (Neo4j locks):
-                # the loser fails with a unique-constraint violation. Replaying the batch MATCHes the
-                # winner's node, so an idempotent upsert retries that race and nothing else.
+                # Two transactions creating the same new key at once (workers writing one entity): the
+                # unique constraint fails the loser (ArcadeDB does not serialise them as Neo4j's MERGE
+                # locks do). Replaying the batch finds the winner's node and updates it, so an
+                # idempotent upsert retries that race and nothing else.
                 if not isinstance(e.__cause__, neo4j_errors.ConstraintError) or attempt == MERGE_RACE_ATTEMPTS:
                     raise
-                log.info("upsert lost a MERGE race (attempt %d); replaying the batch", attempt)
+                log.info("upsert lost a create race (attempt %d); replaying the batch", attempt)
                 time.sleep(random.uniform(0.01, 0.05) * attempt)
         return None  # unreachable: the last attempt returns or raises
 

@@ -51,6 +51,41 @@ def test_duplicate_rows_in_one_batch_make_one_edge(store):
     assert sorted(edge.properties["sources"]) == ["x", "y"]
 
 
+def test_duplicate_rows_in_one_call_are_merged_before_the_write(store):
+    """Repeated keys in one call make one node and one edge carrying every row's provenance;
+    progress still counts every input row."""
+    nodes = [NodeWrite(label="Entity", id="a", name="A", aliases=("alpha",), sources=("s1",)),
+             NodeWrite(label="Entity", id="a", name="A2", aliases=("aa",), sources=("s2",)),
+             NodeWrite(label="Entity", id="b", name="B")]
+    seen = []
+    assert store.upsert_nodes(nodes, progress=seen.append) == 2
+    assert sum(seen) == 3
+    a = store.get_node("a", "Entity").properties
+    assert a["name"] == "A2" and a["aliases"] == ["alpha", "aa"] and a["sources"] == ["s1", "s2"]
+    triples = [TripleWrite("a", "isa", "b", confidence=0.3, sources=("x",), evidence=("d1",), job_id="j1"),
+               TripleWrite("a", "isa", "b", confidence=0.8, sources=("y", "x"), evidence=("d2",), job_id="j2"),
+               TripleWrite("b", "isa", "a", confidence=0.5)]
+    seen.clear()
+    assert store.upsert_triples(triples, progress=seen.append) == 2
+    assert sum(seen) == 3
+    (edge,) = [e for e in store.neighbourhood("a") if e.head == "a"]
+    props = edge.properties
+    assert (props["confidence"], props["sources"], props["evidence"], props["job_id"]) == (0.8, ["x", "y"], ["d1", "d2"], "j1")
+
+
+def test_a_batch_mixing_new_and_existing_edges_creates_and_updates(store):
+    store.upsert_nodes(entities("a", "b", "c"))
+    store.upsert_triples([TripleWrite("a", "isa", "b", confidence=0.2, sources=("old",), props={"note": "first"})])
+    created_at = store.neighbourhood("a")[0].properties["created_at"]
+    store.upsert_triples([TripleWrite("a", "isa", "b", confidence=0.6, sources=("new",)),
+                          TripleWrite("a", "isa", "c", confidence=0.7, sources=("new",), props={"note": "second"})])
+    edges = {e.tail: e.properties for e in store.neighbourhood("a")}
+    assert store.counts().edges == {"ISA": 2} and store.count_duplicate_edges() == 0
+    assert edges["b"]["sources"] == ["old", "new"] and edges["b"]["confidence"] == 0.6
+    assert edges["b"]["note"] == "first" and edges["b"]["created_at"] == created_at
+    assert edges["c"]["note"] == "second" and edges["c"]["relation"] == "isa" and edges["c"]["confidence"] == 0.7
+
+
 def test_edge_provenance_is_merged(store):
     store.upsert_nodes(entities("s", "t"))
     store.upsert_triples([TripleWrite("s", "treats", "t", confidence=0.4, sources=("llm:qwen",), evidence=("doc1",),
