@@ -34,7 +34,7 @@ from kg_builder.errors import InvalidInputError, KGForgeError
 from kg_builder.evaluation.kgc import Query, Reranker
 from kg_builder.models.dense import entity_text
 from kg_builder.models.encoder import encoder_path
-from kg_builder.models.saved import load_folder, model_dir, save_folder
+from kg_builder.models.saved import load_folder, resolve_folder, save_folder
 from kg_builder.settings import Settings
 
 KIND = "triple-cross-encoder"
@@ -159,10 +159,7 @@ class TripleCrossEncoder(nn.Module):
             ModelNotTrainedError: nothing trained there; the message names the training command.
         """
         settings = settings or Settings()
-        is_path = isinstance(name_or_dir, Path) or "/" in str(name_or_dir)
-        directory = Path(name_or_dir) if is_path else model_dir(settings, str(name_or_dir))
-        name = directory.name
-        dataset = name[len("reranker-"):] if name.startswith("reranker-") else None
+        directory, dataset = resolve_folder(name_or_dir, settings, "reranker-")
         config, state = load_folder(directory, kind=KIND, train_hint=train_command(dataset))
         texts = json.loads((directory / ENTITIES_FILE).read_text())
         meta = {k: v for k, v in config.items() if k not in {"cross_encoder", "kind", "version", "created"}}

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from kg_builder.datasets.text import name_and_description
 from kg_builder.errors import InvalidInputError
 from kg_builder.models.encoder import EMBEDDING_DIM, TextEncoder
-from kg_builder.models.saved import load_folder, model_dir, save_folder
+from kg_builder.models.saved import load_folder, resolve_folder, save_folder
 from kg_builder.settings import Settings
 
 KIND = "relation-classifier"
@@ -162,9 +162,7 @@ class RelationClassifier(nn.Module):
         Raises:
             ModelNotTrainedError: no such folder; the message names ``kgforge train relations``.
         """
-        is_path = isinstance(name_or_dir, Path) or "/" in str(name_or_dir)
-        directory = Path(name_or_dir) if is_path else model_dir(settings or Settings(), str(name_or_dir))
-        dataset = directory.name[len(_NAME_PREFIX):] if directory.name.startswith(_NAME_PREFIX) else None
+        directory, dataset = resolve_folder(name_or_dir, settings or Settings(), _NAME_PREFIX)
         config, state = load_folder(directory, kind=KIND, train_hint=train_command(dataset))
         meta = {k: v for k, v in config.items() if k not in _CONFIG_KEYS | _FOLDER_KEYS}
         model = cls(config["relation_ids"], input_dim=config["input_dim"], hidden=config["hidden"],

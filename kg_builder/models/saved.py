@@ -39,6 +39,15 @@ def model_dir(settings: Settings, name: str) -> Path:
     return models_dir(settings) / name
 
 
+def resolve_folder(name_or_dir: str | Path, settings: Settings, prefix: str) -> tuple[Path, str | None]:
+    """The folder of a model given by name (under ``KGFORGE_HOME/models``) or by path, and the
+    dataset its standard name ``<prefix><dataset>`` implies (None for other names)."""
+    is_path = isinstance(name_or_dir, Path) or "/" in str(name_or_dir)
+    directory = Path(name_or_dir) if is_path else model_dir(settings, str(name_or_dir))
+    dataset = directory.name[len(prefix):] if directory.name.startswith(prefix) else None
+    return directory, dataset
+
+
 def save_folder(directory: Path, *, kind: str, config: dict[str, Any], state: dict[str, Tensor]) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created; files replaced)."""
     from safetensors.torch import save_file

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from kg_builder.errors import InvalidInputError
 from kg_builder.evaluation.kgc import Query
-from kg_builder.models.saved import load_folder, model_dir, save_folder
+from kg_builder.models.saved import load_folder, resolve_folder, save_folder
 from kg_builder.settings import Settings
 
 KIND = "complex-n3"
@@ -134,9 +134,7 @@ class ComplEx(nn.Module):
     @classmethod
     def load(cls, name_or_dir: str | Path, *, settings: Settings | None = None) -> "ComplEx":
         settings = settings or Settings()
-        is_path = isinstance(name_or_dir, Path) or "/" in str(name_or_dir)
-        directory = Path(name_or_dir) if is_path else model_dir(settings, str(name_or_dir))
-        dataset = directory.name[len("structural-"):] if directory.name.startswith("structural-") else None
+        directory, dataset = resolve_folder(name_or_dir, settings, "structural-")
         config, state = load_folder(directory, kind=KIND, train_hint=train_command(dataset))
         vocab = json.loads((directory / VOCAB_FILE).read_text())
         meta = {k: v for k, v in config.items() if k not in {"rank", "init_scale", "kind", "version", "created"}}

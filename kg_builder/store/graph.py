@@ -416,7 +416,7 @@ class GraphStore:
             inputs[key, row["head"], row["tail"]] += 1
         written = 0
         for (rel_type, head_label, tail_label), by_pair in groups.items():
-            labels = dict(rel_type=rel_type, head_label=head_label, tail_label=tail_label)
+            labels = {"rel_type": rel_type, "head_label": head_label, "tail_label": tail_label}
             update = cypher.render("upsert_edges", **labels)
             for batch in _batches(list(by_pair.values()), self.batch_size):
                 with_props = any(row["props"] for row in batch)

@@ -27,8 +27,8 @@ app = typer.Typer(help="Evaluate saved models.", no_args_is_help=True)
 def kgc_command(
     dataset: str = typer.Option(..., "--dataset", help="A KG dataset: umls, wn18rr, fb15k237."),
     split: str = typer.Option("dev", "--split", help="The split to rank: dev or test (where it is on disk)."),
-    ranker: str = typer.Option("structural", "--ranker", help="First stage: structural (ComplEx-N3) or dense "
-                                                           "(bi-encoder)."),
+    ranker: str = typer.Option("structural", "--ranker", help="First stage: structural (ComplEx-N3), dense "
+                                                           "(bi-encoder) or hybrid (ComplEx + entity text)."),
     model: str | None = typer.Option(None, "--model", help="Saved model name or folder (default: <ranker>-<dataset>)."),
     rerank: str | None = typer.Option(None, "--rerank", help="Cross-encoder model that rescores the top-k "
                                                              "(e.g. reranker-umls)."),
@@ -44,10 +44,11 @@ def kgc_command(
     from kg_builder.evaluation import evaluate_split
     from kg_builder.models.cross_encoder import TripleCrossEncoder
     from kg_builder.models.dense import DenseKGModel
+    from kg_builder.models.hybrid import HybridKGModel
     from kg_builder.models.structural import ComplEx
 
-    if ranker not in ("structural", "dense"):
-        raise typer.BadParameter("must be structural or dense", param_hint="--ranker")
+    if ranker not in ("structural", "dense", "hybrid"):
+        raise typer.BadParameter("must be structural, dense or hybrid", param_hint="--ranker")
     if threads:
         import torch
 
@@ -57,17 +58,20 @@ def kgc_command(
     name = model or f"{ranker}-{dataset}"
     with err_console.status(f"loading {dataset} from {root} and model {name} ..."):
         records = load_dataset(dataset, root)
-        scorer = DenseKGModel.load(name, settings=settings) if ranker == "dense" else ComplEx.load(name, settings=settings)
+        loader = {"dense": DenseKGModel, "hybrid": HybridKGModel, "structural": ComplEx}[ranker]
+        scorer = loader.load(name, settings=settings)
         second = TripleCrossEncoder.load(rerank, settings=settings) if rerank else None
     ids = [e.id for e in records.entities]
     if set(ids) != set(scorer.entity_ids):
         raise KGForgeError(f"model {name} ranks {len(scorer.entity_ids)} entities that differ from {dataset}'s "
                            f"{len(ids)}; evaluate it on the dataset it was trained on")
-    label = f"bi-encoder {name}" if ranker == "dense" else f"structural ComplEx-N3 {name}"
+    labels = {"dense": f"bi-encoder {name}", "structural": f"structural ComplEx-N3 {name}"}
+    label = scorer.describe(split) if ranker == "hybrid" else labels[ranker]
+    score = scorer.scorer_for(split) if ranker == "hybrid" else scorer.score
     with progress_bars() as progress:
         if ranker == "dense":
             scorer.entity_embeddings(progress=progress)
-        result = evaluate_split(scorer.score, records, split, entity_ids=scorer.entity_ids,
+        result = evaluate_split(score, records, split, entity_ids=scorer.entity_ids,
                                 batch_size=batch_size, ranker=label, progress=progress,
                                 reranker=second.as_reranker() if second else None, rerank_k=rerank_k,
                                 reranker_name=f"cross-encoder {rerank}")

@@ -18,6 +18,7 @@ from kgforge.cli.common import (
     print_json,
     progress_bars,
     resolve_data_dir,
+    step_progress,
     training_progress,
 )
 
@@ -111,6 +112,44 @@ def structural_command(
     if dev:
         console.print(f"{dev['split']} filtered, both directions: MR {dev['mr']:.2f} MRR {dev['mrr']:.3f} "
                       f"Hits@1 {dev['hits_at_1']:.3f} Hits@3 {dev['hits_at_3']:.3f} Hits@10 {dev['hits_at_10']:.3f}")
+    console.print(f"saved to {result.directory}")
+
+
+@app.command("hybrid")
+@handle_errors
+def hybrid_command(
+    dataset: str = typer.Option(..., "--dataset", help="A KG dataset: umls, wn18rr, fb15k237."),
+    split: str = typer.Option("dev", "--split", help="The split the per-relation weights are fitted on."),
+    structural: str | None = typer.Option(None, "--structural", help="Structural model (default: structural-<dataset>)."),
+    name: str | None = typer.Option(None, help="Model name (default: hybrid-<dataset>)."),
+    data_dir: Path | None = DataDirOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Fit the hybrid ranker: ComplEx-N3 fused with frozen MiniLM entity-text similarity, one weight per relation."""
+    from kg_builder.datasets import load_dataset
+    from kg_builder.training.hybrid import fit_hybrid
+
+    settings = load_settings()
+    records = load_dataset(dataset, resolve_data_dir(settings, data_dir))
+    with step_progress() as update:
+        result = fit_hybrid(dataset=records, settings=settings, split=split, structural=structural, name=name,
+                            progress=lambda phase, done, total: update(done, total, phase))
+    if json_out:
+        print_json(result.as_dict())
+        return
+    m = result.metrics
+    table = Table(title=f"hybrid {result.model_name} on {dataset} {split} ({result.timings['total_seconds']:.0f}s)",
+                  caption=m["protocol"])
+    table.add_column("ranker")
+    for col in ("MR", "MRR", "Hits@1", "Hits@3", "Hits@10"):
+        table.add_column(col, justify="right")
+    for label, key in (("structural only", "structural_only"), ("hybrid (cross-fitted)", "hybrid")):
+        x = m[key]
+        table.add_row(label, f"{x['mr']:.1f}", f"{x['mrr']:.3f}", f"{x['hits_at_1']:.3f}", f"{x['hits_at_3']:.3f}",
+                      f"{x['hits_at_10']:.3f}")
+    console.print(table)
+    weights = ", ".join(f"{k} {v:g}" for k, v in m["weights"].items())
+    console.print(f"text weights (fitted on all of {split}): {weights}")
     console.print(f"saved to {result.directory}")
 
 
