@@ -247,3 +247,36 @@ def test_concurrent_writers_of_the_same_triples_make_no_duplicates(store, db_set
         assert store.counts().nodes == {"Entity": 31}
         assert store.counts().edges == {"NEXT": 30}
         assert store.count_duplicate_edges() == 0
+
+
+def test_racing_writers_of_many_new_edges_lose_no_update(store, db_settings):
+    """Four writers create the same 600 new edges at once, in different orders, each with its own
+    source: one edge per triple survives, carrying all four sources (ArcadeDB fails the losers of
+    each race with a concurrent-modification error; the managed transaction retries them)."""
+    import threading
+
+    from kg_builder.store import GraphStore
+
+    ids = [f"n{i}" for i in range(300)]
+    store.upsert_nodes(entities(*ids))
+    triples = [(ids[i], rel, ids[(i * 7 + k) % 300]) for i in range(300) for k, rel in ((1, "next"), (2, "skip"))]
+    errors = []
+
+    def writer(k: int) -> None:
+        order = triples if k % 2 == 0 else triples[::-1]
+        try:
+            with GraphStore.from_settings(db_settings, max_transaction_retry_time=60) as own:
+                own.upsert_triples(TripleWrite(h, r, t, sources=(f"w{k}",)) for h, r, t in order)
+        except Exception as e:  # collected and asserted below  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.counts().edges == {"NEXT": 300, "SKIP": 300}
+    assert store.count_duplicate_edges() == 0
+    sources = store._query("MATCH ()-[r]->() RETURN r.sources AS s")
+    assert all(sorted(row["s"]) == ["w0", "w1", "w2", "w3"] for row in sources)
