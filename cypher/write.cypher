@@ -7,14 +7,27 @@
 // 1.4-1.8x faster than one MERGE statement for a new import (benchmarks/bench_ingest.py); rows
 // are deduplicated per batch in Python first, so one statement never sees a key twice.
 
+// Null values in a CREATE map are not stored (Neo4j and ArcadeDB alike): an absent name stays absent.
 // @name create_missing_nodes
-// @purpose Create the nodes of one label whose id does not exist yet; return the created rows' numbers.
+// @purpose Create the nodes of one label (rows without extra properties) whose id does not exist yet; return the created rows' numbers.
 UNWIND $rows AS row
 OPTIONAL MATCH (n:{{label}}) WHERE n.id = row.id
 WITH row, n WHERE n IS NULL
-CREATE (m:{{label}} {id: row.id, sources: row.sources, aliases: row.aliases, aliases_norm: row.aliases_norm,
+CREATE (m:{{label}} {id: row.id, name: row.name, name_norm: row.name_norm, description: row.description,
+                     sources: row.sources, aliases: row.aliases, aliases_norm: row.aliases_norm,
                      job_id: row.job_id, created_at: $now, updated_at: $now})
-SET m += row.props
+RETURN collect(row.i) AS created;
+
+// @name create_missing_nodes_with_props
+// @purpose Create the nodes of one label (rows with extra properties) whose id does not exist yet; return the created rows' numbers.
+UNWIND $rows AS row
+OPTIONAL MATCH (n:{{label}}) WHERE n.id = row.id
+WITH row, n WHERE n IS NULL
+CREATE (m:{{label}})
+SET m += row.props,
+    m.id = row.id, m.name = coalesce(row.name, m.name), m.name_norm = coalesce(row.name_norm, m.name_norm),
+    m.description = coalesce(row.description, m.description), m.sources = row.sources, m.aliases = row.aliases, m.aliases_norm = row.aliases_norm,
+    m.job_id = row.job_id, m.created_at = $now, m.updated_at = $now
 RETURN collect(row.i) AS created;
 
 // @name upsert_nodes
@@ -23,6 +36,8 @@ UNWIND $rows AS row
 MERGE (n:{{label}} {id: row.id})
 ON CREATE SET n.created_at = $now, n.job_id = row.job_id
 SET n += row.props,
+    n.name = coalesce(row.name, n.name), n.name_norm = coalesce(row.name_norm, n.name_norm),
+    n.description = coalesce(row.description, n.description),
     n.updated_at = $now,
     n.sources = coalesce(n.sources, []) + [x IN row.sources WHERE NOT x IN coalesce(n.sources, [])],
     n.aliases = coalesce(n.aliases, []) + [x IN row.aliases WHERE NOT x IN coalesce(n.aliases, [])],

@@ -195,16 +195,23 @@ def _str_list(values: Iterable[str], field_name: str) -> Sequence[str]:
 def _node_row(node: NodeWrite) -> dict[str, Any]:
     _check_id(node.id, "id")
     props = _check_props(node.props, "props")
-    if node.name is not None:
-        if not isinstance(node.name, str) or not node.name.strip():
-            raise InvalidInputError("name", "must be a non-empty string when given")
-        props["name"] = node.name
-        props["name_norm"] = schema.normalize_name(node.name)
-    if node.description is not None:
-        props["description"] = node.description
+    # name and description are row fields of their own (a literal map on create: see write.cypher);
+    # given in props instead, they move there, and the explicit fields win.
+    props.pop("name_norm", None)
+    name = node.name if node.name is not None else props.pop("name", None)
+    description = node.description if node.description is not None else props.pop("description", None)
+    props.pop("name", None)
+    props.pop("description", None)
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise InvalidInputError("name", "must be a non-empty string when given")
+    if description is not None and not isinstance(description, str):
+        raise InvalidInputError("description", "must be a string when given")
     aliases = _str_list(node.aliases, "aliases")
     return {
         "id": node.id,
+        "name": name,
+        "name_norm": schema.normalize_name(name) if name is not None else None,
+        "description": description,
         "props": props,
         "sources": _str_list(node.sources, "sources"),
         "aliases": aliases,
@@ -214,8 +221,14 @@ def _node_row(node: NodeWrite) -> dict[str, Any]:
 
 
 def _edge_key(triple: TripleWrite) -> tuple[str, str, str]:
-    rel_type = schema.rel_type(triple.rel_type) if triple.rel_type else schema.relation_type_for(triple.relation)
-    return rel_type, schema.node_label(triple.head_label), schema.node_label(triple.tail_label)
+    return _checked_edge_key(triple.rel_type, triple.relation, triple.head_label, triple.tail_label)
+
+
+@lru_cache(maxsize=4096)
+def _checked_edge_key(rel_type: str | None, relation: str, head_label: str, tail_label: str) -> tuple[str, str, str]:
+    # An import repeats a few (type, labels) combinations over many rows: check each combination once.
+    rel_type = schema.rel_type(rel_type) if rel_type else schema.relation_type_for(relation)
+    return rel_type, schema.node_label(head_label), schema.node_label(tail_label)
 
 
 def _edge_row(triple: TripleWrite) -> dict[str, Any]:
@@ -244,21 +257,28 @@ def _union(first: Sequence[str], second: Sequence[str]) -> list[str]:
     return list(first) + [x for x in second if x not in first]
 
 
-def _merge_row(rows: dict[Any, dict[str, Any]], key: Any, row: dict[str, Any], lists: Sequence[str]) -> None:
+_NODE_FIELDS = ("name", "name_norm", "description")
+
+
+def _merge_row(rows: dict[Any, dict[str, Any]], key: Any, row: dict[str, Any], lists: Sequence[str]) -> bool:
     """Add ``row`` under ``key``, merging it into an earlier row with that key the way the database
     update would (later properties win, lists are unions, the highest confidence and the first job
-    id stay): one statement must never see a key twice, or it would create it twice."""
+    id stay): one statement must never see a key twice, or it would create it twice. True when merged."""
     earlier = rows.get(key)
     if earlier is None:
         rows[key] = row
-        return
+        return False
     earlier["props"] = {**earlier["props"], **row["props"]}
+    for name in _NODE_FIELDS:
+        if row.get(name) is not None:
+            earlier[name] = row[name]
     for name in lists:
         earlier[name] = _union(earlier[name], row[name])
     if "confidence" in row:
         earlier["confidence"] = max(earlier["confidence"], row["confidence"])
     if earlier.get("job_id") is None:
         earlier["job_id"] = row.get("job_id")
+    return True
 
 
 def _now() -> str:
@@ -381,19 +401,21 @@ class GraphStore:
             InvalidInputError: a label, id, name or property is invalid (nothing is written).
         """
         groups: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-        inputs: Counter = Counter()  # input rows per key, so progress counts what the caller passed
+        merged: Counter = Counter()  # rows folded into an earlier one, so progress counts every input row
         for node in nodes:
             label = schema.node_label(node.label)
-            _merge_row(groups[label], node.id, _node_row(node), _NODE_LISTS)
-            inputs[label, node.id] += 1
+            if _merge_row(groups[label], node.id, _node_row(node), _NODE_LISTS):
+                merged[label, node.id] += 1
         written = 0
         for label, by_id in groups.items():
-            create = cypher.render("create_missing_nodes", label=label)
             update = cypher.render("upsert_nodes", label=label)
             for batch in _batches(list(by_id.values()), self.batch_size):
+                with_props = any(row["props"] for row in batch)
+                create = cypher.render("create_missing_nodes_with_props" if with_props else "create_missing_nodes",
+                                       label=label)
                 written += self._write_batch(create, update, batch)
                 if progress:
-                    progress(sum(inputs[label, row["id"]] for row in batch))
+                    progress(len(batch) + (sum(merged[label, row["id"]] for row in batch) if merged else 0))
         return written
 
     def upsert_triples(self, triples: Iterable[TripleWrite], *, progress: Progress | None = None) -> int:
@@ -409,11 +431,11 @@ class GraphStore:
                 (validated for all rows before anything is written).
         """
         groups: dict[tuple[str, str, str], dict[tuple[str, str], dict[str, Any]]] = defaultdict(dict)
-        inputs: Counter = Counter()  # input rows per key, so progress counts what the caller passed
+        merged: Counter = Counter()  # rows folded into an earlier one, so progress counts every input row
         for triple in triples:
             row, key = _edge_row(triple), _edge_key(triple)
-            _merge_row(groups[key], (row["head"], row["tail"]), row, _EDGE_LISTS)
-            inputs[key, row["head"], row["tail"]] += 1
+            if _merge_row(groups[key], (row["head"], row["tail"]), row, _EDGE_LISTS):
+                merged[key, row["head"], row["tail"]] += 1
         written = 0
         for (rel_type, head_label, tail_label), by_pair in groups.items():
             labels = {"rel_type": rel_type, "head_label": head_label, "tail_label": tail_label}
@@ -428,7 +450,7 @@ class GraphStore:
                 written += got
                 if progress:
                     key = (rel_type, head_label, tail_label)
-                    progress(sum(inputs[key, row["head"], row["tail"]] for row in batch))
+                    progress(len(batch) + (sum(merged[key, row["head"], row["tail"]] for row in batch) if merged else 0))
         return written
 
     def _write_batch(self, create: str, update: str, rows: Sequence[dict[str, Any]]) -> int | None:

@@ -280,3 +280,14 @@ def test_racing_writers_of_many_new_edges_lose_no_update(store, db_settings):
     assert store.count_duplicate_edges() == 0
     sources = store._query("MATCH ()-[r]->() RETURN r.sources AS s")
     assert all(sorted(row["s"]) == ["w0", "w1", "w2", "w3"] for row in sources)
+
+
+def test_name_and_description_given_as_props_are_kept_and_normalised(store):
+    store.upsert_nodes([NodeWrite(label="Entity", id="x", props={"name": "Red  Fox", "description": "d", "k": 1}),
+                        NodeWrite(label="Entity", id="y", name="Y")])
+    x = store.get_node("x", "Entity").properties
+    assert (x["name"], x["description"], x["k"]) == ("Red  Fox", "d", 1)
+    assert [n.id for n in store.find_nodes_by_name("red fox")] == ["x"]
+    store.upsert_nodes([NodeWrite(label="Entity", id="y", props={"k": 2})])  # no name given: the name stays
+    y = store.get_node("y", "Entity").properties
+    assert (y["name"], y["k"]) == ("Y", 2)
