@@ -5,7 +5,9 @@
 // rows whose node or edge does not exist yet and returns their row numbers (`row.i`); the
 // `upsert_*` statement then updates the others (provenance unions). On ArcadeDB 26.10 this is
 // 1.4-1.8x faster than one MERGE statement for a new import (benchmarks/bench_ingest.py); rows
-// are deduplicated per batch in Python first, so one statement never sees a key twice.
+// are deduplicated per batch in Python first, so one statement never sees a key twice. Against
+// Neo4j the upsert_* statements run alone: their MERGE locks the endpoints, which an OPTIONAL MATCH
+// + CREATE does not, and only that lock keeps concurrent writers from creating one edge twice there.
 
 // Null values in a CREATE map are not stored (Neo4j and ArcadeDB alike): an absent name stays absent.
 // @name create_missing_nodes

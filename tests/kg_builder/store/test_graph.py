@@ -291,3 +291,31 @@ def test_name_and_description_given_as_props_are_kept_and_normalised(store):
     store.upsert_nodes([NodeWrite(label="Entity", id="y", props={"k": 2})])  # no name given: the name stays
     y = store.get_node("y", "Entity").properties
     assert (y["name"], y["k"]) == ("Y", 2)
+
+
+@pytest.fixture
+def merge_only(store):
+    """The store on the path it takes against Neo4j: the MERGE-based update statements alone."""
+    assert store.create_first  # ArcadeDB: create-missing first
+    store._create_first = False
+    yield store
+    store._create_first = None
+
+
+def test_the_neo4j_path_writes_the_same_graph(merge_only):
+    store = merge_only
+    nodes = entities("a", "b", "c") + [NodeWrite(label="Entity", id="a", name="A2", aliases=("aa",))]
+    assert store.upsert_nodes(nodes) == 3
+    triples = [TripleWrite("a", "isa", "b", confidence=0.3, sources=("x",)),
+               TripleWrite("a", "isa", "b", confidence=0.8, sources=("y",)),
+               TripleWrite("b", "part of", "c", props={"note": "n"})]
+    assert store.upsert_triples(triples) == 2
+    store.upsert_nodes(nodes)
+    store.upsert_triples(triples)
+    assert store.counts().nodes == {"Entity": 3} and store.counts().edges == {"ISA": 1, "PART_OF": 1}
+    assert store.count_duplicate_edges() == 0
+    edge = next(e for e in store.neighbourhood("a") if e.type == "ISA")
+    assert edge.properties["sources"] == ["x", "y"] and edge.properties["confidence"] == 0.8
+    assert store.get_node("a", "Entity").properties["aliases"] == ["aa"]
+    with pytest.raises(DatabaseError, match="'missing'"):
+        store.upsert_triples([TripleWrite("a", "isa", "missing")])
