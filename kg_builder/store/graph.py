@@ -476,7 +476,9 @@ class GraphStore:
         yet, ``update`` the rest. None (and a rollback) when rows went missing (absent endpoints)."""
         now = _now()
         create_first = self.create_first
-        numbered = [{**row, "i": i} for i, row in enumerate(rows)]
+        numbered = list(rows)
+        for i, row in enumerate(numbered):  # rows are this store's own dicts: number them in place
+            row["i"] = i
 
         class _Incomplete(Exception):
             pass
