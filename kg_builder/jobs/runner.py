@@ -153,6 +153,9 @@ def run_job(
     submission = jobs.submission(job_id)
     options = submission.options
     try:
+        # Default generators: those trained for the domain; each entity's notes name the skipped ones.
+        options, plan_notes = options.resolve_generators(settings, submission.domain,
+                                                         llm_configured=bool(settings.llm_base_url) or llm is not None)
         models = models or load_models(settings, submission.domain, options)
     except ModelNotTrainedError as e:
         jobs.fail(job_id, f"a model this job needs is not trained for domain {submission.domain!r}: {e}")
@@ -176,7 +179,7 @@ def run_job(
                 jobs.cancel(job_id)
                 log.info("job %s cancelled between batches", job_id)
                 return _final(jobs, job_id)
-            _run_batch(job_id, batch, pipeline, snapshot, store, jobs)
+            _run_batch(job_id, batch, pipeline, snapshot, store, jobs, plan_notes)
         return jobs.finish(job_id)
     except RetryableError:
         raise
@@ -201,6 +204,7 @@ def _run_batch(
     snapshot: GraphSnapshot,
     store: GraphStore,
     jobs: JobStore,
+    plan_notes: Sequence[str] = (),
 ) -> None:
     runs: list[tuple[int, EntityRun]] = []
     outcomes: list[EntityOutcome] = []
@@ -230,7 +234,7 @@ def _run_batch(
                 node_id=_source_node(store, snapshot, run),
                 generated=len(run.candidates),
                 kept=len(run.kept),
-                notes=list(run.errors),
+                notes=[*plan_notes, *run.errors],
             )
         )
     jobs.record_batch(

@@ -38,6 +38,7 @@ from kg_builder.models.cross_encoder import TripleCrossEncoder
 from kg_builder.models.dense import DenseKGModel
 from kg_builder.models.encoder import TextEncoder
 from kg_builder.models.relation_classifier import RelationClassifier
+from kg_builder.models.saved import ModelNotTrainedError
 from kg_builder.models.structural import ComplEx
 from kg_builder.resolution import Candidate, EntityResolver
 from kg_builder.retrieval.utility import UtilityReranker
@@ -46,7 +47,7 @@ from kg_builder.store import GraphStore, NodeWrite, TripleWrite
 from kg_builder.store import schema
 
 from .confidence import FEATURES, ConfidenceModel, default_model_name
-from .generators import GENERATORS, CorpusGenerator, DenseGenerator, GraphGenerator, LLMGenerator, Voted, vote
+from .generators import GENERATORS, Voted, build_generator, vote
 from .knowledge import Knowledge, KnowledgeBuilder
 from .relations import RelationSelection, RelationSelector
 from .snapshot import Edge, EntityInfo, GraphSnapshot
@@ -59,7 +60,9 @@ class PipelineOptions(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    generators: list[str] = Field(default_factory=lambda: list(GENERATORS))
+    generators: list[str] | None = Field(
+        None, description="Generators to run; default: every generator trained for the domain (llm only when an "
+                          "LLM is configured); the job's notes name the skipped ones and how to train them.")
     use_llm: bool = True
     use_reranker: bool = True
     use_utility: bool = True
@@ -76,11 +79,25 @@ class PipelineOptions(BaseModel):
 
     @field_validator("generators")
     @classmethod
-    def _known_generators(cls, value: list[str]) -> list[str]:
+    def _known_generators(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
         unknown = sorted(set(value) - set(GENERATORS))
         if unknown or not value:
             raise ValueError(f"choose from {list(GENERATORS)} (at least one); unknown: {unknown}")
         return list(dict.fromkeys(value))
+
+
+    def resolve_generators(self, settings: Settings, domain: str, *,
+                           llm_configured: bool) -> tuple[PipelineOptions, list[str]]:
+        """These options with ``generators`` filled in (when None: every generator trained for
+        ``domain``), and notes naming each skipped generator with the command that trains it."""
+        from .requirements import plan_generators
+
+        plan = plan_generators(settings, domain, self.generators, llm_configured=llm_configured and self.use_llm)
+        if not plan.use:
+            raise ModelNotTrainedError(f"no generator is trained for {domain!r}: " + "; ".join(plan.notes()))
+        return self.model_copy(update={"generators": plan.use}), plan.notes()
 
 
 class SourceEntity(BaseModel):
@@ -155,6 +172,8 @@ class PipelineModels:
         from kg_builder.retrieval.store import load_utility
 
         options = options or PipelineOptions()
+        if options.generators is None:
+            options, _ = options.resolve_generators(settings, domain, llm_configured=bool(settings.llm_base_url))
         encoder = encoder or TextEncoder()
         models = cls(domain=domain, encoder=encoder)
         models.utility = load_utility(settings, domain, encoder)
@@ -211,19 +230,9 @@ class KnowledgePipeline:
         self.relations = RelationSelector(snapshot, models.encoder, classifier=models.classifier, llm=self.llm,
                                           restrict=options.relations, top_k=options.relation_top_k,
                                           threshold=options.relation_threshold, max_keep=options.max_relations)
-        common = {"snapshot": snapshot, "skip_known": options.skip_known}
-        mentions = models.utility.mentions if models.utility is not None else None
-        self.generators = []
-        for name in options.generators:
-            if name == "graph":
-                self.generators.append(GraphGenerator(**common, model=models.structural))
-            elif name == "dense":
-                self.generators.append(DenseGenerator(**common, model=models.dense))
-            elif name == "corpus":
-                self.generators.append(CorpusGenerator(**common, mentions=mentions,
-                                                       model=f"utility-{snapshot.domain}"))
-            elif name == "llm" and self.llm is not None:
-                self.generators.append(LLMGenerator(**common, llm=self.llm, samples=options.llm_samples))
+        self.generators = [g for name in options.generators or GENERATORS
+                           if (g := build_generator(name, snapshot=snapshot, models=models, options=options,
+                                                    llm=self.llm)) is not None]
 
     # --- S ---------------------------------------------------------------------------------------
     def source(self, entity: SourceEntity | str) -> EntityInfo:

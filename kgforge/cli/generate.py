@@ -150,7 +150,7 @@ def eval_generation_command(
 
     settings = load_settings()
     records = load_dataset(dataset, resolve_data_dir(settings, data_dir))
-    options = _options(generators, use_llm=False)
+    options, _ = _options(generators, use_llm=False).resolve_generators(settings, dataset, llm_configured=False)
     models = PipelineModels.load(settings, dataset, options, calibrated=False)
     with step_progress() as update:
         result = evaluate_generation(dataset=records, models=models, split=split, max_entities=max_entities,
