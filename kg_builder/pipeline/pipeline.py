@@ -28,6 +28,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field, field_validator
@@ -128,6 +129,7 @@ class ScoredTriple(BaseModel):
     sources: list[str]
     voters: list[str]
     evidence: list[str] = Field(default_factory=list)
+    provenance: dict[str, Any] = Field(default_factory=dict)
     features: list[float]
     reranker_probability: float | None = None
     confidence: float | None = None
@@ -282,7 +284,7 @@ class KnowledgePipeline:
             candidates.append(ScoredTriple(
                 head=info.id, head_name=info.name, relation=v.relation, target_id=v.target_id,
                 target_name=v.target_name, target_type=v.target_type, generators=v.generators, sources=sources,
-                voters=v.voters, evidence=v.evidence,
+                voters=v.voters, evidence=v.evidence, provenance=v.provenance(),
                 features=features_of(v, relation.retrieval_score, relation.probability or 0.0, logit),
                 reranker_probability=1.0 / (1.0 + math.exp(-logit)) if self.models.reranker is not None else None))
         return EntityRun(entity=info, knowledge=knowledge, relations=selection, proposals=len(proposals),
@@ -334,7 +336,8 @@ class KnowledgePipeline:
                 if tail is None or tail == head:
                     continue
                 writes.append(TripleWrite(head=head, relation=c.relation, tail=tail, confidence=float(c.confidence or 0.0),
-                                          sources=tuple(c.sources), evidence=tuple(c.evidence), job_id=job_id))
+                                          sources=tuple(c.sources), evidence=tuple(c.evidence), job_id=job_id,
+                                          props=c.provenance))
                 edges.append(Edge(head, c.relation, tail))
         if writes:
             report.triples_written = store.upsert_triples(writes)

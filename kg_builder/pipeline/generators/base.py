@@ -102,6 +102,11 @@ class Voted(BaseModel):
     def generators(self) -> list[str]:
         return list(dict.fromkeys(p.generator for p in self.proposals))
 
+    def provenance(self) -> dict[str, Any]:
+        """Extra edge properties recording how the proposals came about (stored on the written edge;
+        values are strings, numbers or lists of them)."""
+        return {}
+
 
 def vote(proposals: Sequence[Proposal], *, generators: Sequence[str] | None = None) -> list[Voted]:
     """Group proposals by (relation, target); a voter is a generator, or one LLM sample.
