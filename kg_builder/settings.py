@@ -75,17 +75,62 @@ class Settings(BaseSettings):
         3600, ge=5, le=7 * 86_400,
         description="Seconds before the broker redelivers a task whose worker vanished without acknowledging it.")
     workers: int = Field(2, ge=1, le=64, description="Celery worker processes that `kgforge up` starts.")
+    # Job path robustness (issue 9, point 8): leases, time limits, redelivery cap, the reaper.
+    job_lease_s: int = Field(
+        60, ge=3, le=86_400,
+        description="A running job's lease: its worker refreshes a heartbeat every lease/4 s; a job whose "
+                    "heartbeat is older than this (or whose worker process on this host is gone) may be taken over.")
+    task_max_deliveries: int = Field(
+        3, ge=0, le=100,
+        description="How many times a job is run again after its worker died mid-job; one more death fails it "
+                    "('worker died N times').")
+    task_soft_time_limit: int = Field(
+        7200, ge=1, le=7 * 86_400,
+        description="Seconds a job's task may run before it is stopped and the job failed, naming this limit.")
+    task_time_limit: int = Field(
+        7500, ge=1, le=7 * 86_400,
+        description="Hard limit (s): the worker process running the task is killed; keep it above the soft one.")
+    job_reaper_interval_s: float = Field(
+        30.0, ge=0, le=86_400,
+        description="How often the API re-enqueues stuck queued jobs and orphaned running ones (0: never; it "
+                    "also runs once at start-up).")
+    job_queued_grace_s: float = Field(
+        30.0, ge=0, le=86_400,
+        description="A queued job the broker does not hold for longer than this is enqueued again.")
+    worker_shutdown_timeout: float = Field(
+        10.0, ge=0, le=3600,
+        description="On Ctrl-C, seconds a worker waits for its running job before handing it back to the broker.")
 
     # LLM (used by the pipeline).
     llm_base_url: str | None = None
     llm_model: str | None = None
     llm_api_key: SecretStr | None = None
+    # LLM consistency voting (the ``llm`` generator; kg_builder/pipeline/generators/llm.py).
+    llm_models: str | None = Field(
+        None, description="Comma-separated models (on the same endpoint) the llm generator samples and votes "
+                          "across; default: KGFORGE_LLM_MODEL alone.")
+    llm_temperature: float = Field(
+        0.7, ge=0.0, le=2.0, description="Temperature of the llm generator's samples; at 0 each model is asked "
+                                         "once (identical requests would only repeat the answer).")
+    llm_seed: int = Field(0, ge=0, description="Seed of the llm generator's sample 0; sample i is sent with seed + i.")
     encoder_path: Path | None = None
+    # Keep policy (kg_builder/pipeline/pipeline.py select): the default target precision of the floor.
+    keep_target_precision: float = Field(
+        0.7, gt=0.0, le=1.0, description="A job keeps the triples whose calibrated confidence clears the floor that "
+                                         "reached this precision on dev (the job option target_precision overrides it).")
 
     @field_validator("home", "data_dir", "jobs_db", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser().resolve() if value is not None else None
+
+    @model_validator(mode="after")
+    def _time_limits_in_order(self) -> "Settings":
+        if self.task_time_limit <= self.task_soft_time_limit:
+            raise ValueError(
+                f"KGFORGE_TASK_TIME_LIMIT ({self.task_time_limit}) must be larger than KGFORGE_TASK_SOFT_TIME_LIMIT "
+                f"({self.task_soft_time_limit}): the soft limit stops the job cleanly, the hard one kills its process")
+        return self
 
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> "Settings":

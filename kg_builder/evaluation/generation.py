@@ -43,7 +43,7 @@ from kg_builder.errors import InvalidInputError
 from kg_builder.llm.base import LLM
 from kg_builder.pipeline.confidence import FEATURES, ConfidenceModel, brier, expected_calibration_error
 from kg_builder.pipeline.generators import GENERATORS
-from kg_builder.pipeline.pipeline import EntityRun, KnowledgePipeline, PipelineModels, PipelineOptions, ScoredTriple, select
+from kg_builder.pipeline.pipeline import EntityRun, KnowledgePipeline, PipelineModels, PipelineOptions, ScoredTriple
 from kg_builder.pipeline.snapshot import GraphSnapshot
 
 Progress = Callable[[int, int, str], None]
@@ -73,11 +73,13 @@ def candidate_runs(pipeline: KnowledgePipeline, dataset: Dataset, heads: Sequenc
     return runs
 
 
-def labelled(runs: Sequence[EntityRun], truth: set[Triple]) -> tuple[np.ndarray, np.ndarray]:
-    rows = [(c.features, (c.head, c.relation, c.target_id) in truth) for r in runs for c in r.candidates]
+def labelled(runs: Sequence[EntityRun], truth: set[Triple]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Feature matrix, labels (the candidate is held-out truth) and source entity of every candidate."""
+    rows = [(c.features, (c.head, c.relation, c.target_id) in truth, c.head) for r in runs for c in r.candidates]
     if not rows:
-        return np.zeros((0, len(FEATURES))), np.zeros(0, int)
-    return np.asarray([f for f, _ in rows], float), np.asarray([y for _, y in rows], int)
+        return np.zeros((0, len(FEATURES))), np.zeros(0, int), []
+    return (np.asarray([f for f, _, _ in rows], float), np.asarray([y for _, y, _ in rows], int),
+            [h for _, _, h in rows])
 
 
 def only_generator(runs: Sequence[EntityRun], generator: str) -> list[EntityRun]:
@@ -120,17 +122,19 @@ def score_runs(runs: Sequence[EntityRun], truth: set[Triple], seen: GraphSnapsho
     all_candidates = [c for r in runs for c in r.candidates if c.confidence is not None]
     probs = np.asarray([c.confidence for c in all_candidates], float)
     labels = np.asarray([(c.head, c.relation, c.target_id) in truth for c in all_candidates], float)
-    return {
+    row = {
         "entities": len(runs), "held_out": len(held), "candidates": sum(len(r.candidates) for r in runs),
         "kept": len(kept), "precision": hits / len(kept) if kept else 0.0, "recall": hits / len(held) if held else 0.0,
         "candidate_recall": len(candidates & held) / len(held) if held else 0.0,
-        "novelty": (sum(not seen.has(c.head, c.relation, c.target_id or "") for c in kept) / len(kept)) if kept else 0.0,
+        "entities_with_triples": sum(bool(r.kept) for r in runs),
         "relation_entropy": _entropy([c.relation for c in kept]),
         "target_entropy": _entropy([c.target_id or c.target_name for c in kept]),
-        "new_entities": sum(c.target_id is None for c in kept),
         "brier": brier(probs, labels), "ece": expected_calibration_error(probs, labels),
         "mean_kept_confidence": float(np.mean(kept_confidence)) if kept_confidence else float("nan"),
     }
+    row["novelty"] = (sum(not seen.has(c.head, c.relation, c.target_id or "") for c in kept) / len(kept)) if kept else 0.0
+    row["new_entities"] = sum(c.target_id is None for c in kept)
+    return row
 
 
 class GenerationResult(BaseModel):
@@ -139,25 +143,127 @@ class GenerationResult(BaseModel):
     calibration_split: str
     protocol: str
     options: dict[str, Any]
+    target_precision: float
+    floor: float
     rows: dict[str, dict[str, float]]
+    pr_curve: list[dict[str, float]]
+    recall_matched: dict[str, dict[str, float]]
     timings: dict[str, float]
     models: dict[str, str | None]
 
 
-def _variant(name: str, calib: Sequence[EntityRun], runs: Sequence[EntityRun], calib_truth: set[Triple],
-             truth: set[Triple], seen: GraphSnapshot, options: PipelineOptions, *, reranker: bool) -> dict[str, float]:
-    features = FEATURES if reranker else WITHOUT_RERANKER
-    x, y = labelled(calib, calib_truth)
-    model = ConfidenceModel.fit(x, y, features=features)
-    opts = options.model_copy(update={"use_reranker": reranker})
-    scored = [select(run, opts, model) for run in _copy(runs)]
-    return score_runs(scored, truth, seen)
+#: variant -> (confidence features, the runs it scores: "utility" or "similarity"); None = rank by a raw signal
+VARIANTS: dict[str, tuple[tuple[str, ...] | None, str]] = {
+    "full": (FEATURES, "utility"),
+    "no_reranker": (WITHOUT_RERANKER, "utility"),
+    "similarity_only": (FEATURES, "similarity"),
+    "reranker_only": (None, "utility"),
+    "graph_rank_only": (None, "utility"),
+}
+RAW_SIGNAL = {"reranker_only": "reranker_logit", "graph_rank_only": "rr_graph"}
+
+
+def _scored(runs: Sequence[EntityRun], scores: np.ndarray) -> list[EntityRun]:
+    """Copies of ``runs`` whose candidates carry ``scores`` (in candidate order) as confidence."""
+    out, i = [], 0
+    for run in runs:
+        candidates = []
+        for c in run.candidates:
+            candidates.append(c.model_copy(update={"confidence": float(scores[i]), "kept": False}))
+            i += 1
+        out.append(run.model_copy(update={"candidates": candidates}))
+    return out
+
+
+def keep_top(runs: Sequence[EntityRun], budget: int, per_entity: int) -> list[EntityRun]:
+    """Keep the ``budget`` best candidates over all runs by confidence, at most ``per_entity`` each
+    (the equal-budget comparison: every variant keeps the same number of triples)."""
+    pool = sorted(((c.confidence or 0.0, i, j) for i, r in enumerate(runs) for j, c in enumerate(r.candidates)),
+                  key=lambda x: -x[0])
+    taken: Counter[int] = Counter()
+    kept = 0
+    for _, i, j in pool:
+        if kept >= budget:
+            break
+        if taken[i] >= per_entity:
+            continue
+        runs[i].candidates[j].kept = True
+        taken[i] += 1
+        kept += 1
+    return list(runs)
+
+
+def keep_floor(runs: Sequence[EntityRun], floor: float, per_entity: int) -> list[EntityRun]:
+    """Keep what clears ``floor``, at most ``per_entity`` per entity (the default policy)."""
+    for run in runs:
+        ranked = sorted(run.candidates, key=lambda c: -(c.confidence or 0.0))
+        for c in ranked[:per_entity]:
+            c.kept = (c.confidence or 0.0) >= floor
+    return list(runs)
+
+
+def _variant_scores(name: str, calib: Sequence[EntityRun], runs: Sequence[EntityRun], calib_truth: set[Triple]
+                    ) -> tuple[np.ndarray, ConfidenceModel | None]:
+    features, _ = VARIANTS.get(name, (FEATURES, "utility"))
+    x_eval = np.asarray([c.features for r in runs for c in r.candidates], float).reshape(-1, len(FEATURES))
+    if features is None:
+        return x_eval[:, FEATURES.index(RAW_SIGNAL[name])], None
+    x, y, groups = labelled(calib, calib_truth)
+    model = ConfidenceModel.fit(x, y, features=features, groups=groups)
+    return model.predict(x_eval), model
+
+
+def _curve(scored: Sequence[EntityRun], truth: set[Triple], per_entity: int, held: int,
+           points: int = 20) -> list[dict[str, float]]:
+    """Precision and recall of the floor policy over a grid of floors (the PR curve)."""
+    values = np.asarray(sorted({round(c.confidence or 0.0, 6) for r in scored for c in r.candidates}), float)
+    if not len(values):
+        return []
+    floors = np.unique(np.quantile(values, np.linspace(0.0, 0.995, points)))
+    out = []
+    for floor in floors[::-1]:
+        runs = keep_floor(_reset(scored), float(floor), per_entity)
+        kept = [(c.head, c.relation, c.target_id) for r in runs for c in r.kept]
+        hits = sum(k in truth for k in kept)
+        out.append({"floor": float(floor), "kept": len(kept), "precision": hits / len(kept) if kept else 0.0,
+                    "recall": hits / held if held else 0.0})
+    return out
+
+
+def _reset(runs: Sequence[EntityRun]) -> list[EntityRun]:
+    return [r.model_copy(update={"candidates": [c.model_copy(update={"kept": False}) for c in r.candidates]})
+            for r in runs]
+
+
+def _at_recall(scored: Sequence[EntityRun], truth: set[Triple], held: int, recalls: Sequence[float],
+               per_entity: int) -> dict[str, float]:
+    """Precision of the variant's ranking when it first reaches each recall (global order, capped per entity)."""
+    pool = sorted(((c.confidence or 0.0, c.head, (c.head, c.relation, c.target_id)) for r in scored
+                   for c in r.candidates), key=lambda x: -x[0])
+    out: dict[str, float] = {}
+    taken: Counter[str] = Counter()
+    kept = hits = 0
+    goals = sorted(recalls)
+    for _, head, key in pool:
+        if taken[head] >= per_entity:
+            continue
+        taken[head] += 1
+        kept += 1
+        hits += key in truth
+        while goals and held and hits / held >= goals[0]:
+            out[f"precision_at_recall_{goals[0]:.2f}"] = hits / kept
+            goals.pop(0)
+    for goal in goals:
+        out[f"precision_at_recall_{goal:.2f}"] = float("nan")
+    return out
 
 
 def evaluate_generation(*, dataset: Dataset, models: PipelineModels, split: str = "test", max_entities: int | None = 40,
                         seed: int = 0, options: PipelineOptions | None = None, llm: LLM | None = None,
-                        ablations: bool = True, progress: Progress | None = None) -> GenerationResult:
-    """Run the pipeline on held-out heads, calibrate on dev, score each ablation (module docstring)."""
+                        ablations: bool = True, target_precision: float = 0.7,
+                        progress: Progress | None = None) -> GenerationResult:
+    """Run the pipeline on held-out heads, calibrate on dev, score the default policy, the PR curve
+    over the floor and every ablation at the default policy's kept budget (module docstring)."""
     started = time.perf_counter()
     if split not in ("dev", "test") or split not in dataset.triples:
         raise InvalidInputError("split", f"must be dev or test and present in {dataset.name} "
@@ -165,53 +271,72 @@ def evaluate_generation(*, dataset: Dataset, models: PipelineModels, split: str 
     if "train" not in dataset.triples or "dev" not in dataset.triples:
         raise InvalidInputError("dataset", f"{dataset.name} needs train and dev splits for generation evaluation")
     options = options or PipelineOptions()
+    per_entity = options.max_per_entity
     calib_split = "dev"
     calib_graph = GraphSnapshot.from_dataset(dataset, ("train",))
     eval_graph = calib_graph if split == "dev" else GraphSnapshot.from_dataset(dataset, ("train", "dev"))
     calib_truth, truth = _truth(dataset, calib_split), _truth(dataset, split)
     calib_heads = _heads(dataset, calib_split, max_entities, seed)
-    heads = _heads(dataset, split, max_entities, seed + 1)
+    # On dev, the evaluated heads must not be the calibration heads: split the dev heads in two.
+    heads = _heads(dataset, split, None if split == "dev" else max_entities, seed + 1)
+    if split == "dev":
+        pool = [h for h in heads if h not in set(calib_heads)]
+        if len(pool) < 5:
+            calib_heads, pool = calib_heads[: len(calib_heads) // 2], calib_heads[len(calib_heads) // 2:]
+        heads = pool[:max_entities] if max_entities else pool
     timings: dict[str, float] = {}
-    rows: dict[str, dict[str, float]] = {}
-    utility_settings = [True, False] if ablations else [True]
-    for use_utility in utility_settings:
-        opts = options.model_copy(update={"use_utility": use_utility, "use_reranker": True})
-        label = "utility" if use_utility else "similarity"
+    runs_by_kind: dict[str, tuple[list[EntityRun], list[EntityRun]]] = {}
+    for kind in (["utility", "similarity"] if ablations else ["utility"]):
+        opts = options.model_copy(update={"use_utility": kind == "utility", "use_reranker": True})
         clock = time.perf_counter()
         calib = candidate_runs(KnowledgePipeline(calib_graph, models, opts, llm), dataset, calib_heads,
-                               progress=progress, label=f"calibrate ({label})")
+                               progress=progress, label=f"calibrate ({kind})")
         runs = candidate_runs(KnowledgePipeline(eval_graph, models, opts, llm), dataset, heads,
-                              progress=progress, label=f"evaluate ({label})")
-        timings[f"{label}_seconds"] = time.perf_counter() - clock
-        timings[f"{label}_seconds_per_entity"] = timings[f"{label}_seconds"] / max(len(calib) + len(runs), 1)
-        common = (calib_truth, truth, eval_graph, opts)
-        if not use_utility:
-            rows["similarity_only"] = _variant("similarity_only", calib, runs, *common, reranker=True)
+                              progress=progress, label=f"evaluate ({kind})")
+        timings[f"{kind}_seconds"] = time.perf_counter() - clock
+        timings[f"{kind}_seconds_per_entity"] = timings[f"{kind}_seconds"] / max(len(calib) + len(runs), 1)
+        runs_by_kind[kind] = (calib, runs)
+    held = len({t for t in truth if t[0] in {r.entity.id for r in runs_by_kind["utility"][1]}})
+
+    calib, runs = runs_by_kind["utility"]
+    scores, model = _variant_scores("full", calib, runs, calib_truth)
+    assert model is not None
+    floor = model.floor_for(target_precision)
+    full = keep_floor(_scored(runs, scores), floor, per_entity)
+    rows: dict[str, dict[str, float]] = {"default": {**score_runs(full, truth, eval_graph), "floor": floor}}
+    budget = rows["default"]["kept"]
+    curve = _curve(_scored(runs, scores), truth, per_entity, held)
+    recalls = (0.10, 0.30, 0.50)
+    matched = {"full": _at_recall(_scored(runs, scores), truth, held, recalls, per_entity)}
+    variants = list(VARIANTS) if ablations else ["full"]
+    singles = [g for g in (options.generators or GENERATORS) if not (g == "llm" and llm is None)]
+    for name in variants + ([f"only_{g}" for g in singles] if ablations else []):
+        if name.startswith("only_"):
+            generator = name.removeprefix("only_")
+            kind_calib, kind_runs = only_generator(calib, generator), only_generator(runs, generator)
+        else:
+            kind_calib, kind_runs = runs_by_kind[VARIANTS[name][1]]
+        try:
+            variant_scores, _ = _variant_scores(name, kind_calib, kind_runs, calib_truth)
+        except Exception as e:  # a generator with no true candidates cannot be calibrated
+            rows[name] = {"error": str(e)}  # type: ignore[dict-item]
             continue
-        rows["full"] = _variant("full", calib, runs, *common, reranker=True)
-        if ablations:
-            rows["no_reranker"] = _variant("no_reranker", calib, runs, *common, reranker=False)
-            reranked = [select(run, opts, None) for run in _copy(runs)]
-            rows["reranker_only"] = score_runs(reranked, truth, eval_graph)
-            for generator in options.generators:
-                if generator == "llm" and llm is None:
-                    continue
-                single_calib, single = only_generator(calib, generator), only_generator(runs, generator)
-                try:
-                    rows[f"only_{generator}"] = _variant(f"only_{generator}", single_calib, single, *common,
-                                                         reranker=True)
-                except Exception as e:  # a generator with no true candidates cannot be calibrated
-                    rows[f"only_{generator}"] = {"error": str(e)}  # type: ignore[dict-item]
+        scored = _scored(kind_runs, variant_scores)
+        rows[name] = score_runs(keep_top(_reset(scored), int(budget), per_entity), truth, eval_graph)
+        matched[name] = _at_recall(scored, truth, held, recalls, per_entity)
     timings["total_seconds"] = time.perf_counter() - started
     protocol = (f"pipeline on {len(heads)} {split} heads of {dataset.name} against a graph of "
                 f"{'train' if split == 'dev' else 'train+dev'} triples; confidence calibrated on {len(calib_heads)} "
-                f"dev heads against train; {'LLM mode' if llm else 'offline mode'}; keep policy: top "
-                f"{options.keep_fraction:.0%} of each entity's candidates by calibrated confidence "
-                f"(reranker_only: by the reranker's score); "
-                f"precision/recall against held-out {split} triples; novelty against the graph the pipeline saw")
+                f"other dev heads against train (5-fold out-of-fold predictions choose the floor); "
+                f"{'LLM mode' if llm else 'offline mode'}; default policy: confidence >= the floor that reached "
+                f"precision {target_precision:.2f} on the calibration heads ({floor:.3f}), at most {per_entity} per "
+                f"entity; every other row keeps the same number of triples ({int(budget)}) by its own ranking, "
+                f"at most {per_entity} per entity; precision/recall against held-out {split} triples; novelty "
+                f"against the graph the pipeline saw")
     return GenerationResult(
         dataset=dataset.name, split=split, calibration_split=calib_split, protocol=protocol,
-        options=options.model_dump(), rows=rows, timings=timings,
+        options=options.model_dump(), target_precision=target_precision, floor=floor, rows=rows, pr_curve=curve,
+        recall_matched=matched, timings=timings,
         models={"structural": "structural-" + dataset.name if models.structural else None,
                 "dense": "dense-" + dataset.name if models.dense else None,
                 "reranker": "reranker-" + dataset.name if models.reranker else None,
@@ -220,21 +345,29 @@ def evaluate_generation(*, dataset: Dataset, models: PipelineModels, split: str 
 
 
 def fit_confidence(*, dataset: Dataset, models: PipelineModels, max_entities: int | None = 60, seed: int = 0,
-                   options: PipelineOptions | None = None,
+                   options: PipelineOptions | None = None, llm: LLM | None = None,
                    progress: Progress | None = None) -> tuple[ConfidenceModel, ConfidenceModel, dict[str, Any]]:
-    """Fit the saved confidence models (with and without the reranker) on dev heads against train."""
-    options = (options or PipelineOptions()).model_copy(update={"use_reranker": True})
+    """Fit the saved confidence models (with and without the reranker) on dev heads against train,
+    in the mode of ``llm`` (offline when None)."""
+    mode = "llm" if llm is not None else "offline"
+    options = (options or PipelineOptions()).model_copy(update={"use_reranker": True, "use_llm": llm is not None})
     graph = GraphSnapshot.from_dataset(dataset, ("train",))
     heads = _heads(dataset, "dev", max_entities, seed)
-    runs = candidate_runs(KnowledgePipeline(graph, models, options), dataset, heads, progress=progress,
+    runs = candidate_runs(KnowledgePipeline(graph, models, options, llm), dataset, heads, progress=progress,
                           label="calibrate")
-    x, y = labelled(runs, _truth(dataset, "dev"))
-    full = ConfidenceModel.fit(x, y, features=FEATURES)
-    no_reranker = ConfidenceModel.fit(x, y, features=WITHOUT_RERANKER)
-    metrics = {"entities": len(heads), "candidates": int(len(y)), "positives": int(y.sum()),
-               "brier_in_sample": brier(full.predict(x), y), "ece_in_sample": expected_calibration_error(full.predict(x), y),
+    x, y, groups = labelled(runs, _truth(dataset, "dev"))
+    full = ConfidenceModel.fit(x, y, features=FEATURES, groups=groups, mode=mode)
+    no_reranker = ConfidenceModel.fit(x, y, features=WITHOUT_RERANKER, groups=groups, mode=mode)
+    for model in (full, no_reranker):
+        model.meta.update({"domain": dataset.name, "generators": options.generators, "heads": len(heads)})
+    floors = {f"{p:.2f}": full.floor_for(p) for p in (0.5, 0.6, 0.7, 0.8, 0.9)}
+    metrics = {"entities": len(heads), "candidates": int(len(y)), "positives": int(y.sum()), "mode": mode,
+               "brier_out_of_fold": brier(full.oof_scores, y),
+               "ece_out_of_fold": expected_calibration_error(full.oof_scores, y),
+               "floors_by_target_precision": floors,
                "coefficients": dict(zip(full.features, full.coef.tolist(), strict=True))}
     return full, no_reranker, metrics
 
 
-__all__ = ["GenerationResult", "evaluate_generation", "fit_confidence", "only_generator", "score_runs"]
+__all__ = ["GenerationResult", "evaluate_generation", "fit_confidence", "keep_floor", "keep_top", "only_generator",
+           "score_runs"]

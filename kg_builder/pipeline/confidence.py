@@ -6,7 +6,22 @@ votes                  distinct voters (generators; each LLM sample counts once)
 rr_graph .. rr_llm     1 / best rank of T in that generator's list (0 when it did not propose T)
 relation_retrieval     the relation's retrieval score for S (similarity + prior)
 relation_probability   the relation classifier's P(R | S)
+p_graph                ComplEx's softmax probability of T among all entities for (S, R) (0 when
+                       the graph generator did not propose T)
+log_range              log(1 + how many edges of R already point at T): the target's prior for R
+reranker_margin        the cross-encoder's logit minus its dev-chosen decision threshold (as a logit)
 =====================  ==========================================================================
+
+**Modes.** A model is fitted in one mode, ``offline`` (no LLM: ``kgforge train confidence``) or
+``llm`` (the LLM generator and filter on: ``kgforge train confidence --llm``), saved as
+``confidence-<domain>`` or ``confidence-<domain>-llm``, and records its mode; a job loads the
+model of its own mode and :meth:`ConfidenceModel.check_mode` refuses any other (an offline model
+has never seen an LLM rank, and the LLM model's votes mean something else).
+
+**Floor.** ``fit`` keeps the out-of-fold predictions on the calibration candidates (5 folds by
+source entity, so no head is scored by a model that saw it); :meth:`floor_for` turns a target
+precision into the lowest confidence whose kept set reached that precision on them. The job's keep
+policy (``pipeline.select``) writes what clears that floor, capped per entity.
 
 It is fitted on candidates the pipeline generates for the **dev** heads against a graph holding
 only the train triples (label: the candidate is a dev triple), so its output is a probability
@@ -17,6 +32,7 @@ simply not read.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,15 +45,21 @@ from kg_builder.settings import Settings
 
 KIND = "confidence-lr"
 FEATURES = ("reranker_logit", "votes", "rr_graph", "rr_dense", "rr_corpus", "rr_llm", "relation_retrieval",
-            "relation_probability")
+            "relation_probability", "p_graph", "log_range", "reranker_margin")
+MODES = ("offline", "llm")
+FOLDS = 5
 
 
-def default_model_name(domain: str) -> str:
-    return f"confidence-{domain}"
+def default_model_name(domain: str, mode: str = "offline") -> str:
+    return f"confidence-{domain}" + ("-llm" if mode == "llm" else "")
 
 
-def train_command(domain: str | None) -> str:
-    return f"kgforge train confidence --dataset {domain or 'DATASET'}"
+def train_command(domain: str | None, mode: str = "offline") -> str:
+    return f"kgforge train confidence --dataset {domain or 'DATASET'}" + (" --llm" if mode == "llm" else "")
+
+
+class ModeMismatchError(KGForgeError):
+    """A confidence model fitted in one mode was about to score candidates of another."""
 
 
 class ConfidenceModel:
@@ -53,24 +75,80 @@ class ConfidenceModel:
         self.mean, self.scale = np.asarray(mean, float), np.asarray(scale, float)
         self.coef, self.intercept = np.asarray(coef, float), float(intercept)
         self.meta = dict(meta or {})
+        self.oof_scores: np.ndarray | None = None
+        self.oof_labels: np.ndarray | None = None
 
     @classmethod
     def fit(cls, matrix: np.ndarray, labels: np.ndarray, *, features: Sequence[str] = FEATURES,
-            c: float = 1.0) -> ConfidenceModel:
-        """Fit on ``matrix`` [n, len(FEATURES)] (all columns; ``features`` picks the ones used)."""
-        from sklearn.linear_model import LogisticRegression
+            c: float = 1.0, groups: Sequence[str] | None = None, mode: str = "offline") -> ConfidenceModel:
+        """Fit on ``matrix`` [n, len(FEATURES)] (all columns; ``features`` picks the ones used).
 
+        ``groups`` (the source entity of each row) turns on the out-of-fold predictions that
+        :meth:`floor_for` reads; without it the floor comes from in-sample predictions.
+        """
         labels = np.asarray(labels, int)
         if labels.size == 0 or labels.min() == labels.max():
             raise KGForgeError("confidence calibration needs both true and false candidates; got "
                                f"{int(labels.sum())} true of {labels.size}")
+        if mode not in MODES:
+            raise InvalidInputError("mode", f"must be one of {MODES}")
+        x = np.asarray(matrix, float)
+        model = cls._fit_once(x, labels, features, c)
+        held = model.predict(x)
+        if groups is not None:
+            held = np.zeros(len(labels))
+            fold = np.asarray([zlib.crc32(str(g).encode()) % FOLDS for g in groups])
+            for k in range(FOLDS):
+                test = fold == k
+                train = ~test
+                if not test.any():
+                    continue
+                if labels[train].min() == labels[train].max():
+                    held[test] = model.predict(x[test])
+                else:
+                    held[test] = cls._fit_once(x[train], labels[train], features, c).predict(x[test])
+        model.oof_scores, model.oof_labels = held.astype(float), labels.astype(float)
+        model.meta = {"examples": int(labels.size), "positives": int(labels.sum()), "mode": mode,
+                      "out_of_fold": groups is not None}
+        return model
+
+    @classmethod
+    def _fit_once(cls, x: np.ndarray, labels: np.ndarray, features: Sequence[str], c: float) -> ConfidenceModel:
+        from sklearn.linear_model import LogisticRegression
+
         columns = [FEATURES.index(f) for f in features]
-        x = np.asarray(matrix, float)[:, columns]
+        x = x[:, columns]
         mean, scale = x.mean(0), x.std(0)
         scale = np.where(scale > 0, scale, 1.0)
         model = LogisticRegression(C=c, max_iter=2000).fit((x - mean) / scale, labels)
-        return cls(features, mean, scale, model.coef_[0], float(model.intercept_[0]),
-                   meta={"examples": int(labels.size), "positives": int(labels.sum())})
+        return cls(features, mean, scale, model.coef_[0], float(model.intercept_[0]))
+
+    @property
+    def mode(self) -> str:
+        return str(self.meta.get("mode", "offline"))
+
+    def check_mode(self, mode: str) -> None:
+        """Raise ModeMismatchError unless this model was fitted in ``mode``."""
+        if self.mode != mode:
+            raise ModeMismatchError(
+                f"the confidence model was fitted in {self.mode!r} mode and cannot score {mode!r} candidates; "
+                f"train one for this mode with `{train_command(self.meta.get('domain'), mode)}`")
+
+    def floor_for(self, target_precision: float, *, min_kept: int = 10) -> float:
+        """The lowest confidence whose kept set (everything at or above it) reached
+        ``target_precision`` on the calibration candidates' out-of-fold predictions; 1.0 (keep
+        nothing) when no set of at least ``min_kept`` candidates did."""
+        scores, labels = self.oof_scores, self.oof_labels
+        if scores is None or not len(scores):
+            raise KGForgeError("this confidence model has no calibration predictions to choose a floor from; "
+                               "retrain it with `kgforge train confidence`")
+        order = np.argsort(-scores, kind="stable")
+        hits = np.cumsum(labels[order])
+        precision = hits / np.arange(1, len(order) + 1)
+        ok = np.flatnonzero((precision >= target_precision) & (np.arange(1, len(order) + 1) >= min_kept))
+        if not len(ok):
+            return 1.0
+        return float(scores[order][ok[-1]])
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         x = np.asarray(matrix, float).reshape(-1, len(FEATURES))[:, self.columns]
@@ -78,18 +156,24 @@ class ConfidenceModel:
 
     def save(self, directory: Path | str) -> Path:
         state = {name: torch.tensor(np.asarray(getattr(self, name), float).reshape(-1), dtype=torch.float64)
-                 for name in ("mean", "scale", "coef", "intercept")}
+                 for name in ("mean", "scale", "coef", "intercept", "oof_scores", "oof_labels")
+                 if getattr(self, name) is not None}
         return save_folder(Path(directory), kind=KIND, state=state, config={"features": self.features, **self.meta})
 
     @classmethod
     def load(cls, name_or_dir: str | Path, *, settings: Settings | None = None) -> ConfidenceModel:
         is_path = isinstance(name_or_dir, Path) or "/" in str(name_or_dir)
         directory = Path(name_or_dir) if is_path else model_dir(settings or Settings(), str(name_or_dir))
-        domain = directory.name.removeprefix("confidence-") if directory.name.startswith("confidence-") else None
-        config, state = load_folder(directory, kind=KIND, train_hint=train_command(domain))
+        name = directory.name
+        mode = "llm" if name.endswith("-llm") else "offline"
+        domain = name.removeprefix("confidence-").removesuffix("-llm") if name.startswith("confidence-") else None
+        config, state = load_folder(directory, kind=KIND, train_hint=train_command(domain, mode))
         meta = {k: v for k, v in config.items() if k not in {"features", "kind", "version", "created"}}
-        return cls(config["features"], state["mean"].numpy(), state["scale"].numpy(), state["coef"].numpy(),
-                   float(state["intercept"][0]), meta=meta)
+        model = cls(config["features"], state["mean"].numpy(), state["scale"].numpy(), state["coef"].numpy(),
+                    float(state["intercept"][0]), meta=meta)
+        if "oof_scores" in state:
+            model.oof_scores, model.oof_labels = state["oof_scores"].numpy(), state["oof_labels"].numpy()
+        return model
 
 
 def brier(probabilities: np.ndarray, labels: np.ndarray) -> float:
@@ -106,5 +190,5 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
                      for b in range(bins) if (edges == b).any()) / len(p))
 
 
-__all__ = ["ConfidenceModel", "FEATURES", "brier", "default_model_name", "expected_calibration_error",
+__all__ = ["ConfidenceModel", "FEATURES", "MODES", "ModeMismatchError", "brier", "default_model_name", "expected_calibration_error",
            "train_command"]

@@ -72,9 +72,16 @@ class PipelineOptions(BaseModel):
     max_relations: int = Field(8, ge=1, le=100)
     relation_threshold: float = Field(0.5, ge=0.0, le=1.0)
     targets_per_generator: int = Field(10, ge=1, le=100)
-    keep_fraction: float = Field(0.25, gt=0.0, le=1.0)
+    target_precision: float | None = Field(
+        None, gt=0.0, le=1.0, description="Keep candidates whose calibrated confidence clears the floor that reached "
+                                          "this precision on dev (default: the KGFORGE_KEEP_TARGET_PRECISION setting, 0.7).")
+    min_confidence: float | None = Field(None, ge=0.0, le=1.0,
+                                         description="An explicit confidence floor (overrides target_precision).")
+    max_per_entity: int = Field(10, ge=1, le=200, description="At most this many triples per entity, best first.")
+    keep_fraction: float | None = Field(None, gt=0.0, le=1.0,
+                                        description="Budget policy instead of the floor: the top share of each "
+                                                    "entity's candidates by confidence (comparisons only).")
     rerank_threshold: float | None = Field(None, ge=0.0, le=1.0)
-    min_confidence: float = Field(0.0, ge=0.0, le=1.0)
     llm_samples: int = Field(3, ge=1, le=10)
     skip_known: bool = True
 
@@ -166,18 +173,21 @@ class PipelineModels:
     reranker: TripleCrossEncoder | None = None
     confidence: ConfidenceModel | None = None
     confidence_no_reranker: ConfidenceModel | None = None
+    mode: str = "offline"
+    target_precision: float = 0.7
 
     @classmethod
     def load(cls, settings: Settings, domain: str, options: PipelineOptions | None = None, *,
              encoder: TextEncoder | None = None, calibrated: bool = True) -> PipelineModels:
         """Load what ``options`` need; raises ModelNotTrainedError (naming the command) before any work."""
-        from kg_builder.retrieval.store import load_utility
+        from kg_builder.retrieval.saved_utility import load_utility
 
         options = options or PipelineOptions()
         if options.generators is None:
             options, _ = options.resolve_generators(settings, domain, llm_configured=bool(settings.llm_base_url))
         encoder = encoder or TextEncoder()
-        models = cls(domain=domain, encoder=encoder)
+        mode = "llm" if (settings.llm_base_url and options.use_llm and "llm" in options.generators) else "offline"
+        models = cls(domain=domain, encoder=encoder, mode=mode, target_precision=settings.keep_target_precision)
         models.utility = load_utility(settings, domain, encoder)
         models.classifier = RelationClassifier.load(f"relations-{domain}", settings=settings)
         if "graph" in options.generators:
@@ -187,22 +197,29 @@ class PipelineModels:
         if options.use_reranker:
             models.reranker = TripleCrossEncoder.load(f"reranker-{domain}", settings=settings)
         if calibrated:
+            name = default_model_name(domain, mode)
             if options.use_reranker:
-                models.confidence = ConfidenceModel.load(default_model_name(domain), settings=settings)
+                models.confidence = ConfidenceModel.load(name, settings=settings)
+                models.confidence.check_mode(mode)
             else:
-                models.confidence_no_reranker = ConfidenceModel.load(
-                    f"{default_model_name(domain)}-{NO_RERANKER}", settings=settings)
+                models.confidence_no_reranker = ConfidenceModel.load(f"{name}-{NO_RERANKER}", settings=settings)
+                models.confidence_no_reranker.check_mode(mode)
         return models
 
 
-def features_of(voted: Voted, relation_score: float, relation_probability: float, reranker_logit: float) -> list[float]:
+def features_of(voted: Voted, relation_score: float, relation_probability: float, reranker_logit: float, *,
+                range_count: int = 0, reranker_threshold_logit: float = 0.0) -> list[float]:
+    """The confidence model's feature vector of one voted candidate (names in ``confidence.FEATURES``)."""
     def rr(generator: str) -> float:
         rank = voted.best_rank(generator)
         return 1.0 / rank if rank else 0.0
 
+    p_graph = max((p.score for p in voted.proposals if p.generator == "graph"), default=0.0)
     values = {"reranker_logit": reranker_logit, "votes": float(voted.votes), "rr_graph": rr("graph"),
               "rr_dense": rr("dense"), "rr_corpus": rr("corpus"), "rr_llm": rr("llm"),
-              "relation_retrieval": relation_score, "relation_probability": relation_probability}
+              "relation_retrieval": relation_score, "relation_probability": relation_probability,
+              "p_graph": p_graph, "log_range": math.log1p(range_count),
+              "reranker_margin": reranker_logit - reranker_threshold_logit}
     return [values[name] for name in FEATURES]
 
 
@@ -275,6 +292,7 @@ class KnowledgePipeline:
         logits = self._rerank(info, voted)
         lap("rerank")
         by_relation = {c.relation: c for c in selection.kept}
+        threshold_logit = self._reranker_threshold_logit()
         candidates = []
         for v, logit in zip(voted, logits, strict=True):
             relation = by_relation[v.relation]
@@ -285,10 +303,21 @@ class KnowledgePipeline:
                 head=info.id, head_name=info.name, relation=v.relation, target_id=v.target_id,
                 target_name=v.target_name, target_type=v.target_type, generators=v.generators, sources=sources,
                 voters=v.voters, evidence=v.evidence, provenance=v.provenance(),
-                features=features_of(v, relation.retrieval_score, relation.probability or 0.0, logit),
+                features=features_of(v, relation.retrieval_score, relation.probability or 0.0, logit,
+                                     range_count=self.snapshot.relation_range(v.relation).get(v.target_id, 0)
+                                     if v.target_id else 0,
+                                     reranker_threshold_logit=threshold_logit),
                 reranker_probability=1.0 / (1.0 + math.exp(-logit)) if self.models.reranker is not None else None))
         return EntityRun(entity=info, knowledge=knowledge, relations=selection, proposals=len(proposals),
                          candidates=candidates, timings=timings, errors=errors)
+
+    def _reranker_threshold_logit(self) -> float:
+        """The reranker's decision threshold as a logit (0 when it has none or is off)."""
+        threshold = getattr(self.models.reranker, "threshold", None) if self.options.use_reranker else None
+        if threshold is None:
+            return 0.0
+        threshold = min(max(float(threshold), 1e-6), 1 - 1e-6)
+        return math.log(threshold / (1 - threshold))
 
     def _rerank(self, info: EntityInfo, voted: Sequence[Voted]) -> list[float]:
         if self.models.reranker is None or not self.options.use_reranker or not voted:
@@ -301,7 +330,8 @@ class KnowledgePipeline:
     def run(self, entity: SourceEntity | str | EntityInfo) -> EntityRun:
         """Candidates, then the keep policy with the calibrated confidence."""
         confidence = self.models.confidence if self.options.use_reranker else self.models.confidence_no_reranker
-        return select(self.candidates(entity), self.options, confidence)
+        return select(self.candidates(entity), self.options, confidence,
+                      default_target_precision=self.models.target_precision)
 
     # --- write -------------------------------------------------------------------------------------
     def write(self, store: GraphStore, runs: Sequence[EntityRun], *, job_id: str | None = None,
@@ -358,8 +388,17 @@ class WriteReport(BaseModel):
     merged: int = 0
 
 
-def select(run: EntityRun, options: PipelineOptions, confidence: ConfidenceModel | None) -> EntityRun:
-    """Apply the keep policy to ``run`` in place (see the module docstring) and return it."""
+def select(run: EntityRun, options: PipelineOptions, confidence: ConfidenceModel | None, *,
+           default_target_precision: float = 0.7) -> EntityRun:
+    """Apply the keep policy to ``run`` in place and return it.
+
+    Default (precise) policy: keep the candidates whose calibrated confidence clears the floor
+    (``options.min_confidence``, or the floor that reached ``options.target_precision``, default
+    ``default_target_precision``, on the calibration candidates: :meth:`ConfidenceModel.floor_for`),
+    then the best ``max_per_entity``. Nothing clearing the floor is a correct answer: the run's
+    notes say so. ``keep_fraction`` (the top share by confidence) and ``rerank_threshold`` (the
+    reranker's probability alone) are the comparison policies of the evaluation.
+    """
     candidates = run.candidates
     if not candidates:
         return run
@@ -369,21 +408,38 @@ def select(run: EntityRun, options: PipelineOptions, confidence: ConfidenceModel
         for c, p in zip(candidates, probabilities, strict=True):
             c.confidence = float(p)
     use_reranker = options.use_reranker and candidates[0].reranker_probability is not None
-    if use_reranker and options.rerank_threshold is not None:
-        chosen = [c.reranker_probability >= options.rerank_threshold for c in candidates]
+    if probabilities is not None:
+        rank_by = probabilities
+    elif use_reranker:
+        rank_by = matrix[:, FEATURES.index("reranker_logit")]
     else:
-        if probabilities is not None:
-            order = np.argsort(-probabilities, kind="stable")
-        elif use_reranker:
-            order = np.argsort(-matrix[:, FEATURES.index("reranker_logit")], kind="stable")
+        rank_by = matrix[:, FEATURES.index("votes")]
+    order = np.argsort(-rank_by, kind="stable")
+    chosen = np.zeros(len(candidates), bool)
+    if use_reranker and options.rerank_threshold is not None:
+        chosen = np.asarray([c.reranker_probability >= options.rerank_threshold for c in candidates])
+    elif options.keep_fraction is not None or probabilities is None:
+        budget = max(1, math.ceil((options.keep_fraction or 0.25) * len(candidates)))
+        chosen[order[:budget]] = True
+    else:
+        if options.min_confidence is not None:
+            floor = options.min_confidence
         else:
-            order = np.argsort(-matrix[:, FEATURES.index("votes")], kind="stable")
-        budget = max(1, math.ceil(options.keep_fraction * len(candidates)))
-        chosen = [False] * len(candidates)
-        for i in order[:budget]:
-            chosen[i] = True
-    for c, keep in zip(candidates, chosen, strict=True):
-        c.kept = bool(keep) and (c.confidence is None or c.confidence >= options.min_confidence)
+            assert confidence is not None
+            target = options.target_precision or default_target_precision
+            floor = confidence.floor_for(target)
+        chosen = probabilities >= floor
+        if not chosen.any():
+            reason = ("the explicit floor" if options.min_confidence is not None
+                      else f"the floor for precision {options.target_precision or default_target_precision:.2f}")
+            run.errors.append(f"no candidate cleared {reason} (confidence {floor:.3f}); the best of "
+                              f"{len(candidates)} had {float(probabilities.max()):.3f}, so nothing is written")
+    if options.min_confidence is not None and probabilities is not None:
+        chosen &= probabilities >= options.min_confidence
+    kept = [i for i in order if chosen[i]][: options.max_per_entity]
+    keep = set(kept)
+    for i, c in enumerate(candidates):
+        c.kept = i in keep
     return run
 
 

@@ -177,14 +177,3 @@ def test_missing_models_name_the_training_command(tmp_path):
         PipelineModels.load(Settings(home=tmp_path), "zoo", encoder=TextEncoder())
 
 
-def test_confidence_model_round_trips(tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(200, 8))
-    y = (x[:, 0] + 0.3 * rng.normal(size=200) > 0).astype(int)
-    model = ConfidenceModel.fit(x, y)
-    model.save(tmp_path / "confidence-x")
-    loaded = ConfidenceModel.load(tmp_path / "confidence-x")
-    assert np.allclose(loaded.predict(x), model.predict(x))
-    assert ((model.predict(x) > 0.5) == y).mean() > 0.8
-    with pytest.raises(Exception, match="both true and false"):
-        ConfidenceModel.fit(x, np.zeros(200, int))
