@@ -43,9 +43,9 @@ from torch import Tensor, nn
 from kg_builder.datasets import EntityRecord, RelationRecord, TripleRecord
 from kg_builder.datasets.text import name_and_description
 from kg_builder.errors import InvalidInputError, KGForgeError
-from kg_builder.evaluation.kgc import ProgressLike, Query, answer_index
 from kg_builder.models.encoder import TextEncoder, encoder_path
 from kg_builder.models.saved import load_folder, model_dir, save_folder
+from kg_builder.ranking import ProgressLike, Query, answer_index
 from kg_builder.settings import Settings
 
 KIND = "dense-bi-encoder"

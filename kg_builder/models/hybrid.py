@@ -44,9 +44,9 @@ import torch
 from kg_builder.datasets import Dataset, TripleRecord
 from kg_builder.datasets.text import name_and_description
 from kg_builder.errors import InvalidInputError, KGForgeError
-from kg_builder.evaluation.kgc import Query, answer_index, realistic_rank
 from kg_builder.models.saved import load_folder, resolve_folder, save_folder
 from kg_builder.models.structural import ComplEx
+from kg_builder.ranking import Query, answer_index, realistic_rank
 from kg_builder.settings import Settings
 
 KIND = "hybrid-structural-text"

@@ -26,8 +26,8 @@ import torch
 from torch import Tensor, nn
 
 from kg_builder.errors import InvalidInputError
-from kg_builder.evaluation.kgc import Query
 from kg_builder.models.saved import load_folder, resolve_folder, save_folder
+from kg_builder.ranking import Query
 from kg_builder.settings import Settings
 
 KIND = "complex-n3"

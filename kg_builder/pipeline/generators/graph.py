@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kg_builder.evaluation.kgc import Query
 from kg_builder.models.structural import ComplEx
+from kg_builder.ranking import Query
 
 from ..knowledge import Knowledge
 from ..relations import RelationCandidate
