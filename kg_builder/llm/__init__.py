@@ -1,7 +1,8 @@
 """The LLM layer: one interface, an OpenAI-compatible implementation, prompts and answer schemas.
 
 * :mod:`~kg_builder.llm.base`: the :class:`LLM` interface, :class:`LLMResponse`, token accounting
-  (:class:`TokenUsage`, :class:`UsageMeter`), the :class:`OnError` policy and the LLM errors.
+  (:class:`TokenUsage`, :class:`UsageMeter`), the :class:`OnError` policy, the LLM errors, and
+  per-request :class:`Sampling` (model, temperature, seed; :meth:`LLM.sampling_plan`).
 * :mod:`~kg_builder.llm.openai_compat`: :class:`OpenAICompatibleLLM` for vLLM or any
   OpenAI-compatible server (LangChain ``ChatOpenAI``, JSON-schema output, retries, bounded
   concurrency); :func:`llm_from_settings` returns ``None`` in offline mode.
@@ -29,11 +30,12 @@ from kg_builder.llm.base import (
     Message,
     Messages,
     OnError,
+    Sampling,
     TokenUsage,
     UsageMeter,
     parse_structured,
 )
-from kg_builder.llm.openai_compat import OpenAICompatibleLLM, llm_from_settings, response_format_for
+from kg_builder.llm.openai_compat import OpenAICompatibleLLM, llm_from_settings, model_list, response_format_for
 from kg_builder.llm.prompts import (
     PromptError,
     PromptTemplate,
@@ -72,6 +74,7 @@ __all__ = [
     "PromptError",
     "PromptTemplate",
     "RelationChoice",
+    "Sampling",
     "Summary",
     "TokenUsage",
     "UsageMeter",
@@ -83,6 +86,7 @@ __all__ = [
     "format_triples",
     "get_prompt",
     "llm_from_settings",
+    "model_list",
     "parse_structured",
     "response_format_for",
 ]

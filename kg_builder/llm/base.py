@@ -14,7 +14,12 @@ What a caller can rely on, whatever the implementation:
   with ``parsed=None`` and logs a warning with the raw content. Output is never dropped silently;
 * transient failures that survive the retries raise :class:`LLMUnavailableError`, a
   :class:`~kg_builder.errors.RetryableError`, so a worker can retry the whole job later;
-* every token is counted in a :class:`UsageMeter`.
+* every token is counted in a :class:`UsageMeter`;
+* a call may carry a :class:`Sampling` (model, temperature, seed) that overrides the instance's
+  defaults for that request only. :meth:`LLM.sampling_plan` turns "``n`` samples" into distinct
+  requests: every model in ``sample_models`` (default: ``model_name``), each with ``n`` seeds
+  ``sample_seed + i`` at ``sample_temperature``; at temperature 0 one request per model, since
+  further samples would only repeat it.
 """
 
 from __future__ import annotations
@@ -185,6 +190,26 @@ class UsageMeter:
         )
 
 
+class Sampling(BaseModel):
+    """Per-request sampling options; ``None`` leaves the instance's default in place.
+
+    ``sample`` numbers the request among those of its model (the voter id in
+    :func:`kg_builder.pipeline.generators.vote`); it is not sent.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str | None = None
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    seed: int | None = None
+    sample: int = 0
+
+    def request_options(self) -> dict[str, object]:
+        """What goes into the request body (``model``, ``temperature``, ``seed``), ``None`` left out."""
+        return {k: v for k, v in (("model", self.model), ("temperature", self.temperature), ("seed", self.seed))
+                if v is not None}
+
+
 class LLMResponse(BaseModel):
     """One answer.
 
@@ -307,12 +332,46 @@ class LLM(ABC):
     model_name: str
     meter: UsageMeter
     on_error: OnError
+    #: Models the ``llm`` generator samples and votes across (empty: ``model_name`` alone).
+    sample_models: tuple[str, ...] = ()
+    #: Temperature of the generator's samples (above 0 so that samples can differ).
+    sample_temperature: float = 0.7
+    #: Seed of sample 0; sample ``i`` is sent with ``sample_seed + i``.
+    sample_seed: int = 0
+    #: Requests this LLM runs at once (callers that fan out size their thread pools by it).
+    max_concurrency: int = 8
+
+    def sampling_plan(self, samples: int) -> list[Sampling]:
+        """The distinct requests that stand for ``samples`` samples (see the module docstring).
+
+        Every model in ``sample_models`` gets ``samples`` requests with seeds ``sample_seed + i``
+        at ``sample_temperature``; at temperature 0 each model gets one request, since more would
+        send the same deterministic request again.
+
+        Example:
+            >>> llm.sample_models, llm.sample_temperature = ("a", "b"), 0.7
+            >>> [(s.model, s.seed) for s in llm.sampling_plan(2)]
+            [('a', 0), ('a', 1), ('b', 0), ('b', 1)]
+        """
+        if samples < 1:
+            raise LLMError(f"samples must be >= 1; got {samples}")
+        models = list(dict.fromkeys(self.sample_models)) or [self.model_name]
+        per_model = samples if self.sample_temperature > 0 else 1
+        return [Sampling(model=m, temperature=self.sample_temperature, seed=self.sample_seed + i, sample=i)
+                for m in models for i in range(per_model)]
 
     @abstractmethod
     def invoke(
-        self, messages: Messages, *, schema: type[BaseModel] | None = None, on_error: OnError | None = None
+        self,
+        messages: Messages,
+        *,
+        schema: type[BaseModel] | None = None,
+        on_error: OnError | None = None,
+        sampling: Sampling | None = None,
     ) -> LLMResponse:
         """Send ``messages``; with ``schema``, return the answer validated as that model.
+
+        ``sampling`` overrides the model, temperature and seed for this request only.
 
         Raises:
             LLMUnavailableError: transient failures outlasted the retries.
@@ -322,7 +381,12 @@ class LLM(ABC):
 
     @abstractmethod
     async def ainvoke(
-        self, messages: Messages, *, schema: type[BaseModel] | None = None, on_error: OnError | None = None
+        self,
+        messages: Messages,
+        *,
+        schema: type[BaseModel] | None = None,
+        on_error: OnError | None = None,
+        sampling: Sampling | None = None,
     ) -> LLMResponse:
         """The asynchronous :meth:`invoke`; concurrent calls are bounded by the implementation."""
 
@@ -365,6 +429,7 @@ __all__ = [
     "Message",
     "Messages",
     "OnError",
+    "Sampling",
     "TokenUsage",
     "UsageMeter",
     "apply_on_error",

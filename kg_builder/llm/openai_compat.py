@@ -26,6 +26,7 @@ import random
 import threading
 import time
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,7 @@ from kg_builder.llm.base import (
     Message,
     Messages,
     OnError,
+    Sampling,
     TokenUsage,
     UsageMeter,
     apply_on_error,
@@ -99,7 +101,12 @@ class OpenAICompatibleLLM(LLM):
         backoff_base, backoff_max: the wait before retry ``n`` is ``min(backoff_max, backoff_base *
             2**(n-1))`` with "equal jitter" (half fixed, half random); a ``Retry-After`` header on
             a 429 is honoured up to ``backoff_max``.
-        temperature, max_tokens, seed: sampling options sent with every request.
+        temperature, max_tokens, seed: sampling options sent with every request (a call's
+            :class:`~kg_builder.llm.base.Sampling` overrides model, temperature and seed).
+        sample_models, sample_temperature, sample_seed: what
+            :meth:`~kg_builder.llm.base.LLM.sampling_plan` makes of "n samples" (the ``llm``
+            generator): the models to vote across (default: ``model``), their temperature and
+            the seed of sample 0.
         on_error: the default :class:`OnError` policy (overridable per call).
         meter: where tokens are counted; share one to account for a whole job.
         rate_limiter: an optional LangChain rate limiter (e.g. ``InMemoryRateLimiter``), acquired
@@ -131,11 +138,16 @@ class OpenAICompatibleLLM(LLM):
         rate_limiter: BaseRateLimiter | None = None,
         strict_schema: bool = False,
         rng: random.Random | None = None,
+        sample_models: Sequence[str] | None = None,
+        sample_temperature: float = 0.7,
+        sample_seed: int = 0,
     ):
         if not base_url:
             raise ConfigError("OpenAICompatibleLLM needs a base_url such as http://localhost:8000/v1")
         if not model:
             raise ConfigError(f"OpenAICompatibleLLM needs a model name; GET {base_url}/models lists them")
+        if not 0.0 <= sample_temperature <= 2.0:
+            raise ConfigError(f"sample_temperature must be within [0, 2]; got {sample_temperature}")
         if max_concurrency < 1 or max_retries < 0 or max_output_retries < 0 or timeout <= 0:
             raise ConfigError(
                 "max_concurrency must be >= 1, max_retries and max_output_retries >= 0, timeout > 0; got "
@@ -153,6 +165,9 @@ class OpenAICompatibleLLM(LLM):
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.seed = seed
+        self.sample_models = tuple(dict.fromkeys(m for m in (sample_models or ()) if m))
+        self.sample_temperature = float(sample_temperature)
+        self.sample_seed = sample_seed
         self.on_error = OnError(on_error)
         self.meter = meter if meter is not None else UsageMeter()
         self.rate_limiter = rate_limiter
@@ -173,9 +188,13 @@ class OpenAICompatibleLLM(LLM):
     # --- construction --------------------------------------------------------------------------
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **options: Any) -> OpenAICompatibleLLM:
-        """Build from ``KGFORGE_LLM_BASE_URL``, ``KGFORGE_LLM_MODEL`` and ``KGFORGE_LLM_API_KEY``.
+        """Build from ``KGFORGE_LLM_BASE_URL``, ``KGFORGE_LLM_MODEL`` and ``KGFORGE_LLM_API_KEY``;
+        the generator's sampling from ``KGFORGE_LLM_MODELS`` (comma-separated; the first one is the
+        model when ``KGFORGE_LLM_MODEL`` is unset), ``KGFORGE_LLM_TEMPERATURE`` and
+        ``KGFORGE_LLM_SEED``.
 
-        ``options`` are passed to the constructor (timeouts, retries, concurrency).
+        ``options`` are passed to the constructor (timeouts, retries, concurrency) and win over
+        the settings.
 
         Raises:
             ConfigError: no base URL (offline mode: use :func:`llm_from_settings` to get ``None``
@@ -187,13 +206,17 @@ class OpenAICompatibleLLM(LLM):
                 "No LLM endpoint: set KGFORGE_LLM_BASE_URL (e.g. http://localhost:8000/v1 for vLLM) "
                 "and KGFORGE_LLM_MODEL, or run the pipeline in offline mode without an LLM"
             )
-        if not s.llm_model:
+        models = model_list(s.llm_models)
+        model = s.llm_model or (models[0] if models else None)
+        if not model:
             raise ConfigError(
                 f"KGFORGE_LLM_BASE_URL is set ({s.llm_base_url}) but KGFORGE_LLM_MODEL is not; set it to "
                 f"the served model name (GET {s.llm_base_url.rstrip('/')}/models lists it)"
             )
         key = s.llm_api_key.get_secret_value() if s.llm_api_key is not None else None
-        return cls(base_url=s.llm_base_url, model=s.llm_model, api_key=key, **options)
+        sampling: dict[str, Any] = {"sample_models": models or None, "sample_temperature": s.llm_temperature,
+                                    "sample_seed": s.llm_seed}
+        return cls(base_url=s.llm_base_url, model=model, api_key=key, **{**sampling, **options})
 
     def _make_chat(
         self, *, http_client: httpx.Client | None = None, http_async_client: httpx.AsyncClient | None = None
@@ -252,10 +275,15 @@ class OpenAICompatibleLLM(LLM):
 
     # --- the interface -------------------------------------------------------------------------
     def invoke(
-        self, messages: Messages, *, schema: type[BaseModel] | None = None, on_error: OnError | None = None
+        self,
+        messages: Messages,
+        *,
+        schema: type[BaseModel] | None = None,
+        on_error: OnError | None = None,
+        sampling: Sampling | None = None,
     ) -> LLMResponse:
         conversation = normalize_messages(messages)
-        call = _Call(self, schema, on_error)
+        call = _Call(self, schema, on_error, sampling)
         while True:
             message, attempts = self._request_with_retries(conversation, call)
             done = call.absorb(message, attempts, conversation)
@@ -263,10 +291,15 @@ class OpenAICompatibleLLM(LLM):
                 return done
 
     async def ainvoke(
-        self, messages: Messages, *, schema: type[BaseModel] | None = None, on_error: OnError | None = None
+        self,
+        messages: Messages,
+        *,
+        schema: type[BaseModel] | None = None,
+        on_error: OnError | None = None,
+        sampling: Sampling | None = None,
     ) -> LLMResponse:
         conversation = normalize_messages(messages)
-        call = _Call(self, schema, on_error)
+        call = _Call(self, schema, on_error, sampling)
         while True:
             message, attempts = await self._arequest_with_retries(conversation, call)
             done = call.absorb(message, attempts, conversation)
@@ -414,14 +447,22 @@ class _TruncatedAnswer(Exception):
 class _Call:
     """The state of one ``invoke``: attempts, usage, re-asks, and the policy at the end."""
 
-    def __init__(self, llm: OpenAICompatibleLLM, schema: type[BaseModel] | None, on_error: OnError | None):
+    def __init__(
+        self,
+        llm: OpenAICompatibleLLM,
+        schema: type[BaseModel] | None,
+        on_error: OnError | None,
+        sampling: Sampling | None = None,
+    ):
         self.llm = llm
+        self.model = (sampling.model if sampling is not None else None) or llm.model_name
         self.schema = schema
         self.policy = OnError(on_error) if on_error is not None else llm.on_error
         self.attempts = 0
         self.usage = TokenUsage()
         self.output_failures = 0
-        self.request_kwargs: dict[str, Any] = {}
+        # ChatOpenAI merges call kwargs over its defaults, so these override model/temperature/seed.
+        self.request_kwargs: dict[str, Any] = dict(sampling.request_options()) if sampling is not None else {}
         if schema is not None:
             self.request_kwargs["response_format"] = response_format_for(schema, strict=llm.strict_schema)
 
@@ -434,7 +475,7 @@ class _Call:
         """
         self.attempts += attempts
         if isinstance(message, _TruncatedAnswer):
-            content, usage, model = message.content, message.usage, message.model or self.llm.model_name
+            content, usage, model = message.content, message.usage, message.model or self.model
             error: LLMOutputError | None = LLMOutputError(
                 f"LLM answer was cut off ({type(message.cause).__name__}); raise max_tokens "
                 f"(now {self.llm.max_tokens}) or shorten the requested output",
@@ -443,7 +484,7 @@ class _Call:
             )
         else:
             content, usage = _text(message), _usage(message)
-            model = str(message.response_metadata.get("model_name") or self.llm.model_name)
+            model = str(message.response_metadata.get("model_name") or self.model)
             error = None
         self.llm.meter.record(usage)
         self.usage = self.usage + usage
@@ -481,6 +522,11 @@ def response_format_for(schema: type[BaseModel], *, strict: bool = False) -> dic
         "type": "json_schema",
         "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": strict},
     }
+
+
+def model_list(value: str | None) -> list[str]:
+    """``KGFORGE_LLM_MODELS`` as a list: split on commas, blanks and repeats dropped."""
+    return list(dict.fromkeys(m.strip() for m in (value or "").split(",") if m.strip()))
 
 
 def llm_from_settings(settings: Settings | None = None, **options: Any) -> OpenAICompatibleLLM | None:
@@ -528,4 +574,4 @@ def _retry_after(e: openai.APIStatusError) -> float | None:
         return None
 
 
-__all__ = ["NO_API_KEY", "OpenAICompatibleLLM", "llm_from_settings", "response_format_for"]
+__all__ = ["NO_API_KEY", "OpenAICompatibleLLM", "llm_from_settings", "model_list", "response_format_for"]

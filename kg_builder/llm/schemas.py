@@ -7,6 +7,11 @@ validated against it (see :mod:`kg_builder.llm.base`). ``extra="forbid"`` makes 
 A relation chosen by the LLM is only used when it is in the relation pool:
 :func:`check_relations_in_pool` splits an answer into accepted and rejected choices and logs every
 rejection.
+
+Names (a target's ``name``, a chosen ``relation``) are asked for with ``minLength: 1`` in the JSON
+schema but not refused by validation: one blank or punctuation-only name must cost that one item,
+not the whole answer (and a re-ask). The consumer drops such an item with a log line and a note
+(:class:`~kg_builder.pipeline.generators.llm.LLMGenerator`; the pool check rejects it).
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ class ChosenRelation(BaseModel):
 
     model_config = _STRICT
 
-    relation: str = Field(min_length=1, description="A relation name copied from the candidate list.")
+    relation: str = Field(description="A relation name copied from the candidate list.",
+                          json_schema_extra={"minLength": 1})
     reason: str = Field(description="One sentence: why the relation applies to this entity.")
 
 
@@ -43,7 +49,7 @@ class GeneratedTarget(BaseModel):
 
     model_config = _STRICT
 
-    name: str = Field(min_length=1, description="The target entity's usual name.")
+    name: str = Field(description="The target entity's usual name.", json_schema_extra={"minLength": 1})
     type: str = Field(min_length=1, description="Its type, e.g. Brand, Category, Person, Place.")
     evidence: str = Field(description="The knowledge (neighbour, text, type) that supports the triple.")
 

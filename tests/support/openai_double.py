@@ -11,7 +11,9 @@ behaviour from a queue:
 * ``delay(seconds, content=...)``: wait (to trigger client timeouts), then answer.
 
 When the queue is empty, ``responder`` (a function of the request body) decides, if set; otherwise the
-double answers HTTP 400 "script exhausted", which tests notice. Every request is recorded (messages,
+double answers HTTP 400 "script exhausted", which tests notice. ``answer_by(fn)`` sets a responder
+that answers ``fn(body)`` (e.g. scripted by the request's ``seed``, ``model`` or ``temperature``,
+which ``RecordedRequest`` exposes), optionally after a delay. Every request is recorded (messages,
 ``response_format``, the whole body) and the largest number of requests in flight at once is kept in
 ``max_in_flight`` so tests can check a client's concurrency bound.
 
@@ -67,6 +69,18 @@ class RecordedRequest:
     @property
     def response_format(self) -> dict[str, Any] | None:
         return self.body.get("response_format")
+
+    @property
+    def seed(self) -> int | None:
+        return self.body.get("seed")
+
+    @property
+    def temperature(self) -> float | None:
+        return self.body.get("temperature")
+
+    @property
+    def model(self) -> str | None:
+        return self.body.get("model")
 
 
 @dataclass
@@ -188,6 +202,20 @@ class OpenAIDouble:
     def delay(self, seconds: float, content: Any = "{}", *, times: int = 1) -> OpenAIDouble:
         """Wait ``seconds`` before answering ``content`` (longer than a client timeout: a timeout)."""
         return self.reply(content, delay=seconds, times=times)
+
+    def answer_by(
+        self, answer: Callable[[dict[str, Any]], Any], *, delay: float = 0.0, usage: tuple[int, int] | None = None
+    ) -> OpenAIDouble:
+        """Once the script is used up, answer every request with ``answer(body)`` (dicts and lists are
+        sent as JSON text) after ``delay`` seconds: an answer per seed, model or temperature."""
+
+        def respond(body: dict[str, Any]) -> Behaviour:
+            content = answer(body)
+            text = content if isinstance(content, str) else json.dumps(content)
+            return Behaviour(content=text, delay=delay, usage=usage)
+
+        self.responder = respond
+        return self
 
     def _push(self, behaviour: Behaviour) -> None:
         with self._state.lock:

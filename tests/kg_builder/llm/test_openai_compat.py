@@ -16,9 +16,11 @@ from kg_builder.llm import (
     OnError,
     OpenAICompatibleLLM,
     RelationChoice,
+    Sampling,
     TokenUsage,
     UsageMeter,
     llm_from_settings,
+    model_list,
 )
 from kg_builder.settings import Settings
 
@@ -267,3 +269,46 @@ def test_offline_mode_without_base_url(monkeypatch):
 def test_base_url_without_model_is_a_config_error():
     with pytest.raises(ConfigError, match="KGFORGE_LLM_MODEL"):
         llm_from_settings(Settings(llm_base_url="http://127.0.0.1:9/v1", llm_model=None))
+
+
+# --- sampling: distinct requests for the llm generator's samples ------------------------------------------
+def test_sampling_plan_gives_each_model_distinct_seeds_and_one_request_at_temperature_zero(make_llm):
+    llm = make_llm(sample_models=["m-a", "m-b", "m-a"], sample_temperature=0.8, sample_seed=5)
+    plan = llm.sampling_plan(2)
+    assert [(s.model, s.seed, s.sample, s.temperature) for s in plan] == [
+        ("m-a", 5, 0, 0.8), ("m-a", 6, 1, 0.8), ("m-b", 5, 0, 0.8), ("m-b", 6, 1, 0.8)]
+    assert [(s.model, s.seed) for s in make_llm(sample_temperature=0.0).sampling_plan(3)] == [
+        ("double/scripted-model", 0)]
+    with pytest.raises(ConfigError, match="sample_temperature"):
+        make_llm(sample_temperature=-0.1)
+
+
+def test_per_request_sampling_overrides_the_defaults_for_that_request_only(double, make_llm):
+    double.reply(AIR, times=2)
+    llm = make_llm(temperature=0.0, seed=None)
+    answer = llm.invoke("a", schema=RelationChoice, sampling=Sampling(model="other", temperature=1.1, seed=9))
+    asyncio.run(llm.ainvoke("b", schema=RelationChoice))
+    first, second = double.requests
+    assert (first.model, first.temperature, first.seed) == ("other", 1.1, 9) and answer.model == "other"
+    assert (second.model, second.temperature, second.seed) == (double.model, 0.0, None)
+
+
+def test_sampling_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("KGFORGE_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("KGFORGE_LLM_MODELS", " qwen-7b, llama-8b ,qwen-7b,")
+    monkeypatch.setenv("KGFORGE_LLM_TEMPERATURE", "0.9")
+    monkeypatch.setenv("KGFORGE_LLM_SEED", "100")
+    monkeypatch.delenv("KGFORGE_LLM_MODEL", raising=False)
+    llm = llm_from_settings(Settings())
+    assert llm.model_name == "qwen-7b"  # the first listed model when KGFORGE_LLM_MODEL is unset
+    assert llm.sample_models == ("qwen-7b", "llama-8b") and llm.sample_temperature == 0.9
+    assert [s.seed for s in llm.sampling_plan(2)] == [100, 101, 100, 101]
+    llm.close()
+    monkeypatch.delenv("KGFORGE_LLM_MODELS")
+    single = OpenAICompatibleLLM.from_settings(Settings(llm_model="m"), sample_temperature=0.0)  # options win
+    assert single.sample_models == () and [(s.model, s.seed) for s in single.sampling_plan(3)] == [("m", 100)]
+    single.close()
+    assert model_list(None) == [] and model_list(" , ") == []
+    monkeypatch.setenv("KGFORGE_LLM_TEMPERATURE", "3")
+    with pytest.raises(ValueError, match="llm_temperature"):
+        Settings()

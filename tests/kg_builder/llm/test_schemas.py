@@ -70,9 +70,18 @@ def test_relation_filter_end_to_end_against_the_test_double(double, make_llm, ca
     assert "- PRODUCES\n- OWNED_BY\n- SPONSORS" in double.requests[0].messages[1]["content"]
 
 
-def test_schemas_refuse_extra_keys_and_empty_names():
+def test_schemas_refuse_extra_keys_but_leave_blank_names_to_the_consumer():
     with pytest.raises(LLMOutputError, match="does not match GeneratedTargets"):
-        parse_structured('{"targets": [{"name": "", "type": "Brand", "evidence": "x"}]}', GeneratedTargets)
+        parse_structured('{"targets": [{"name": "Air", "type": "Brand", "evidence": "x", "score": 1}]}',
+                         GeneratedTargets)
+    # One blank name must cost that target, not the whole answer: validation lets it through (the
+    # generator drops it with a note) while the schema sent to the server still asks for minLength 1.
+    parsed = parse_structured('{"targets": [{"name": "  ", "type": "Brand", "evidence": "x"}, '
+                              '{"name": "Nike", "type": "Brand", "evidence": "y"}]}', GeneratedTargets)
+    assert [t.name for t in parsed.targets] == ["", "Nike"]
+    assert GeneratedTargets.model_json_schema()["$defs"]["GeneratedTarget"]["properties"]["name"]["minLength"] == 1
+    blank = parse_structured('{"relations": [{"relation": " ", "reason": "r"}]}', RelationChoice)
+    assert check_relations_in_pool(blank, POOL).rejected == blank.relations  # rejected, never used
     with pytest.raises(LLMOutputError, match="does not match Summary"):
         parse_structured('{"text": "t", "used_document_ids": [], "confidence": 1}', Summary)
     assert GeneratedTargets.model_json_schema()["$defs"]["GeneratedTarget"]["additionalProperties"] is False

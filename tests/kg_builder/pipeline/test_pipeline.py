@@ -55,7 +55,8 @@ def test_vote_counts_distinct_generators_and_llm_samples():
 
     voted = {v.target_id: v for v in vote([p("graph", "hay"), p("corpus", "hay", rank=3), p("llm", "hay", 0),
                                            p("llm", "hay", 1), p("graph", "fish", rank=2)])}
-    assert voted["zoo:hay"].votes == 4 and voted["zoo:hay"].best_rank("corpus") == 3
+    # graph, corpus and one LLM vote: the two LLM samples gave the same answer ({hay}), one voice.
+    assert voted["zoo:hay"].votes == 3 and voted["zoo:hay"].best_rank("corpus") == 3
     assert voted["zoo:fish"].votes == 1
     only = vote([p("graph", "hay"), p("corpus", "hay")], generators=["corpus"])
     assert len(only) == 1 and only[0].voters == ["corpus"]
@@ -152,7 +153,7 @@ def test_llm_mode_rejects_relations_outside_the_pool_and_resolves_names(trained,
     assert run.relations.rejected == ["flies_to"]
     assert run.knowledge.summary_by == "llm"
     farm = next(c for c in run.candidates if c.target_id == "zoo:farm")
-    assert "llm" in farm.generators and "llm#0" in farm.voters
+    assert "llm" in farm.generators and any(v.startswith("llm:") for v in farm.voters)
     assert len(run.errors) == 1 and "lives_in" in run.errors[0]  # the second sample's malformed answer
     meadow = next(c for c in run.candidates if c.target_name == "Meadow")
     assert meadow.target_id is None and any(s.startswith("llm:") for s in meadow.sources)
