@@ -35,11 +35,6 @@ from kg_builder.settings import Settings  # noqa: E402
 
 EMBEDDING_DIM = 384
 
-# encode() hands sentence-transformers this many batches at a time between two progress calls:
-# enough for its length sorting to pay off, few enough that a progress bar still moves.
-_BATCHES_PER_PROGRESS_STEP = 8
-
-
 def encoder_path(settings: Settings | None = None) -> Path:
     """The folder holding the MiniLM weights: ``KGFORGE_ENCODER_PATH`` or the installed package's."""
     configured = settings.encoder_path if settings is not None else None
@@ -144,7 +139,9 @@ class TextEncoder(nn.Module):
         Args:
             texts: the strings to embed.
             batch_size: texts per forward pass.
-            progress: called with the number of texts just embedded after each step.
+            progress: called with the number of texts of each batch once it is embedded (with a
+                callback the batches go to sentence-transformers one by one; without one, all
+                at once, so that its length sorting packs them).
 
         Returns:
             float32 [len(texts), dim], rows L2-normalised.
@@ -153,7 +150,7 @@ class TextEncoder(nn.Module):
         if batch_size < 1:
             raise InvalidInputError("batch_size", f"must be at least 1, got {batch_size}")
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        step = len(texts) if progress is None else batch_size * _BATCHES_PER_PROGRESS_STEP
+        step = len(texts) if progress is None else batch_size
         was_training = self.training
         try:
             for start in range(0, len(texts), max(step, 1)):
