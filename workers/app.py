@@ -57,6 +57,11 @@ def create_celery(settings: Settings | None = None) -> Celery:
         redis_backend_health_check_interval=30,
         worker_send_task_events=True,
         task_send_sent_event=True,
+        task_soft_time_limit=settings.task_soft_time_limit,
+        task_time_limit=settings.task_time_limit,
+        # Ctrl-C under `kgforge up` sends SIGQUIT: wait this long for the running job, then cancel it;
+        # its unacknowledged message goes back to the queue and the next start resumes the job.
+        worker_soft_shutdown_timeout=settings.worker_shutdown_timeout,
     )
     return app
 

@@ -6,6 +6,11 @@ exponential backoff (1, 2, 4, ... s, capped at ``KGFORGE_TASK_RETRY_BACKOFF_MAX`
 ``KGFORGE_TASK_MAX_RETRIES`` times; between attempts the job shows ``queued`` with the error it is
 retrying after. When the budget is spent, or on any other failure, :class:`JobTask` marks the job
 failed with the reason, so a job never stays ``running`` after its task gave up.
+
+Time limits (issue 9): the task stops at ``KGFORGE_TASK_SOFT_TIME_LIMIT`` seconds (the job fails
+naming the limit; done entities stay written) and its process is killed at
+``KGFORGE_TASK_TIME_LIMIT``. The task runs the job under a lease owned by ``host:pid:task-id``, so
+a second delivery of the same job while this one is alive does nothing (:mod:`kg_builder.jobs.lease`).
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import logging
 from typing import Any
 
 from celery import Task, shared_task
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from kg_builder.errors import RetryableError
 from kg_builder.jobs import JobStore, run_job
+from kg_builder.jobs.lease import make_owner
 from kg_builder.settings import get_settings
 from workers.app import TASK_RUN_JOB
 
@@ -48,6 +55,9 @@ class JobTask(Task):
                 "Submit the job again once the service is back (what its done entities wrote stays "
                 "in the graph, and a new job MERGEs onto it)."
             )
+        elif isinstance(exc, TimeLimitExceeded):
+            message = (f"the job's worker process was killed at the hard time limit (KGFORGE_TASK_TIME_LIMIT="
+                       f"{get_settings().task_time_limit} s); split the job or raise the limit")
         else:
             message = f"the job's task failed ({type(exc).__name__}): {exc}"
         log.error("job %s: %s", job_id, message)
@@ -70,10 +80,20 @@ class JobTask(Task):
     # on_retry has marked the job queued. One job per task makes thundering herds unlikely.
     retry_jitter=False,
     max_retries=_settings.task_max_retries,
+    soft_time_limit=_settings.task_soft_time_limit,
+    time_limit=_settings.task_time_limit,
 )
 def run_job_task(self: JobTask, job_id: str) -> dict[str, Any]:
     """Run job ``job_id``; returns its final status and counts (also kept in the job store)."""
-    job = run_job(job_id, get_settings())
+    settings = get_settings()
+    try:
+        job = run_job(job_id, settings, owner=make_owner(self.request.id), interrupts=(SoftTimeLimitExceeded,))
+    except SoftTimeLimitExceeded:
+        message = (f"the job ran past its time limit (KGFORGE_TASK_SOFT_TIME_LIMIT={settings.task_soft_time_limit} s) "
+                   "and was stopped; what its done entities wrote stays in the graph: split the job or raise the limit")
+        log.error("job %s: %s", job_id, message)
+        self._jobs().fail(job_id, message)
+        job = self._jobs().get(job_id, entities=False)
     return {"id": job.id, "status": job.status.value, "counts": job.counts.model_dump()}
 
 

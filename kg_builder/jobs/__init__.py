@@ -15,18 +15,22 @@ from kg_builder.jobs.models import (
     JobProgress,
     JobStatus,
     JobSubmission,
+    JobUsage,
 )
 from kg_builder.jobs.runner import run_job
 from kg_builder.jobs.store import (
     BatchCounts,
+    Claim,
     EntityOutcome,
     JobNotFoundError,
     JobStore,
     JobStoreUnavailableError,
+    ReapReport,
 )
 
 __all__ = [
     "BatchCounts",
+    "Claim",
     "EntityError",
     "EntityOutcome",
     "EntityResult",
@@ -40,5 +44,7 @@ __all__ = [
     "JobStore",
     "JobStoreUnavailableError",
     "JobSubmission",
+    "JobUsage",
+    "ReapReport",
     "run_job",
 ]

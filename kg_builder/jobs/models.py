@@ -81,6 +81,15 @@ class JobCounts(BaseModel):
     triples_written: int = 0
 
 
+class JobUsage(BaseModel):
+    """LLM tokens and calls a job spent (every attempt, replays included: they were spent)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    calls: int = Field(0, description="Answered LLM requests (retries and re-asks included).")
+
+
 class EntityResult(BaseModel):
     position: int
     name: str
@@ -115,6 +124,14 @@ class Job(BaseModel):
     )
     cancel_requested: bool = False
     attempts: int = 0
+    worker_deaths: int = Field(
+        0, description="Times a worker died (or stopped heartbeating) while it ran this job."
+    )
+    owner: str | None = Field(
+        None, description="While running: the worker process holding the job's lease (host:pid:task)."
+    )
+    heartbeat_at: datetime | None = Field(None, description="The owner's last heartbeat.")
+    usage: JobUsage = Field(default_factory=JobUsage, description="LLM tokens and calls spent.")
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None = None
@@ -143,4 +160,5 @@ __all__ = [
     "JobProgress",
     "JobStatus",
     "JobSubmission",
+    "JobUsage",
 ]

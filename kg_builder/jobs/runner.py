@@ -22,6 +22,13 @@ What it guarantees:
   unavailable, job database locked) leaves the job as it is and is raised to the caller, which
   retries (the Celery task, with backoff); done entities are not redone.
 * **Cancellation** is checked between batches.
+* **One runner per job.** The attempt starts with :meth:`JobStore.claim` under a lease (``owner``:
+  host, pid, task id) that a heartbeat thread refreshes every ``job_lease_s / 4`` seconds. A second
+  delivery of the task while the lease is alive elsewhere returns the job without touching it; a
+  runner whose lease was taken over stops before its next batch. A takeover from a dead worker
+  counts a worker death; past ``KGFORGE_TASK_MAX_DELIVERIES`` the job fails naming the reason.
+* **LLM usage** (prompt/completion tokens, calls) is read from the LLM's
+  :class:`~kg_builder.llm.base.UsageMeter` after every batch and added to the job.
 """
 
 from __future__ import annotations
@@ -40,7 +47,8 @@ from kg_builder.pipeline.pipeline import EntityRun
 from kg_builder.settings import Settings
 from kg_builder.store import GraphStore
 
-from .models import Job, JobStatus
+from .lease import Heartbeat, make_owner
+from .models import Job, JobUsage
 from .store import BatchCounts, EntityOutcome, JobNotFoundError, JobStore
 
 log = logging.getLogger(__name__)
@@ -123,6 +131,8 @@ def run_job(
     llm: LLM | None = None,
     jobs: JobStore | None = None,
     models: PipelineModels | None = None,
+    owner: str | None = None,
+    interrupts: tuple[type[BaseException], ...] = (),
 ) -> Job:
     """Run (or resume) job ``job_id`` to the end and return it as the job store now holds it.
 
@@ -134,10 +144,13 @@ def run_job(
             job's options say ``use_llm: false``).
         jobs: the job store (default: ``settings.jobs_db_path``).
         models: the domain's models (default: loaded from ``KGFORGE_HOME/models``, cached).
+        owner: who runs it, ``host:pid:task`` (default: this process with a random task id).
+        interrupts: exceptions that stop the run without failing the job (re-raised as they are;
+            the Celery task passes its soft time limit and fails the job with its own message).
 
     Returns:
-        The job, finished (succeeded / failed / cancelled); a job that was already finished is
-        returned unchanged.
+        The job, finished (succeeded / failed / cancelled); a job that was already finished, or
+        whose lease is alive elsewhere, is returned unchanged.
 
     Raises:
         RetryableError: a transient failure; the job stays resumable and the caller retries.
@@ -160,11 +173,15 @@ def run_job(
     except ModelNotTrainedError as e:
         jobs.fail(job_id, f"a model this job needs is not trained for domain {submission.domain!r}: {e}")
         return _final(jobs, job_id)
-    job = jobs.mark_running(job_id)
-    if job.status is not JobStatus.running:
-        return job
+    owner = owner or make_owner()
+    claim = jobs.claim(job_id, owner)
+    if not claim.claimed:
+        log.info("job %s not run by %s: %s", job_id, owner, claim.reason)
+        return claim.job
+    heartbeat = Heartbeat(lambda: jobs.heartbeat(job_id, owner), jobs.lease_s / 4, name=f"heartbeat-{job_id}")
+    heartbeat.start()
 
-    own_store, own_llm = store is None, False
+    own_store, own_llm, finished = store is None, False, False
     try:
         store = store or GraphStore.from_settings(settings)
         if llm is None and options.use_llm:
@@ -174,27 +191,69 @@ def run_job(
             own_llm = llm is not None
         snapshot = GraphSnapshot.from_store(store, submission.domain, exclude_job=job_id)
         pipeline = KnowledgePipeline(snapshot, models, options, llm)
+        meter = getattr(llm, "meter", None) if llm is not None else None
         for batch in _batches(jobs.pending_entities(job_id), settings.job_batch_size):
+            if heartbeat.lost.is_set():
+                log.warning("job %s: %s lost its lease (another worker took the job over); stopping", job_id, owner)
+                finished = True
+                return _final(jobs, job_id)
             if jobs.is_cancelled(job_id):
                 jobs.cancel(job_id)
                 log.info("job %s cancelled between batches", job_id)
+                finished = True
                 return _final(jobs, job_id)
-            _run_batch(job_id, batch, pipeline, snapshot, store, jobs, plan_notes)
+            before = _usage(meter)
+            try:
+                _run_batch(job_id, batch, pipeline, snapshot, store, jobs, plan_notes)
+            finally:
+                _record_usage(jobs, job_id, before, _usage(meter))
+        finished = True
+        if heartbeat.lost.is_set():  # the new owner finishes it
+            return _final(jobs, job_id)
         return jobs.finish(job_id)
     except RetryableError:
         raise
+    except interrupts:
+        raise
     except KGForgeError as e:  # invalid options for this graph, a database refusal, a broken model
         jobs.fail(job_id, str(e))
+        finished = True
         return _final(jobs, job_id)
     except Exception as e:
         log.exception("job %s failed with an unexpected error", job_id)
         jobs.fail(job_id, f"internal error ({type(e).__name__}): {e}")
+        finished = True
         raise
     finally:
+        heartbeat.stop()
+        if not finished:  # interrupted (transient error, time limit): the next delivery resumes at once
+            try:
+                jobs.release(job_id, owner)
+            except Exception:
+                log.warning("job %s: could not release the lease of %s; it expires in %.0f s", job_id, owner,
+                            jobs.lease_s, exc_info=True)
         if own_store and store is not None:
             store.close()
         if own_llm:
             llm.close()
+
+
+def _usage(meter) -> tuple[int, int, int]:
+    if meter is None:
+        return (0, 0, 0)
+    usage = meter.usage
+    return (usage.prompt_tokens, usage.completion_tokens, meter.requests)
+
+
+def _record_usage(jobs: JobStore, job_id: str, before: tuple[int, int, int], after: tuple[int, int, int]) -> None:
+    prompt, completion, calls = (a - b for a, b in zip(after, before, strict=True))
+    if prompt or completion or calls:
+        try:
+            jobs.add_usage(job_id, JobUsage(prompt_tokens=prompt, completion_tokens=completion,
+                                            total_tokens=prompt + completion, calls=calls))
+        except Exception:  # accounting must not fail the batch; the tokens are in the worker log
+            log.warning("job %s: could not record LLM usage (%d prompt, %d completion tokens, %d calls)", job_id,
+                        prompt, completion, calls, exc_info=True)
 
 
 def _run_batch(

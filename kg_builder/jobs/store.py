@@ -20,6 +20,12 @@ may call any method), ``BEGIN IMMEDIATE`` for every write (the write lock is tak
 read-then-write sequences such as "cancel unless finished" are atomic), and a 30 s busy timeout.
 A locked or unreadable database raises :class:`JobStoreUnavailableError`, a ``RetryableError``.
 
+Leases (issue 9): a running job holds an ``owner`` (``host:pid:task``) and a ``heartbeat``
+(epoch seconds) that its runner refreshes; :meth:`JobStore.claim` starts an attempt only when no
+live lease is held elsewhere (:mod:`kg_builder.jobs.lease`), counts a takeover from a dead owner in
+``worker_deaths`` and fails the job past ``max_deliveries``; :meth:`JobStore.reap` finds queued jobs
+the broker lost and running jobs whose worker is gone.
+
 Tables: ``jobs`` (one row per job: status, options, job-level counts, timestamps, error) and
 ``job_entities`` (one row per submitted entity: status pending/running/done/failed, its counts
 and error). A batch of entities is recorded in one transaction (:meth:`JobStore.record_batch`),
@@ -30,7 +36,9 @@ twice by two workers, is counted once.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -42,6 +50,7 @@ from kg_builder.errors import KGForgeError, RetryableError
 from kg_builder.pipeline.pipeline import PipelineOptions, SourceEntity
 from kg_builder.settings import Settings
 
+from . import lease
 from .models import (
     EntityError,
     EntityResult,
@@ -52,9 +61,12 @@ from .models import (
     JobProgress,
     JobStatus,
     JobSubmission,
+    JobUsage,
 )
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 30.0
 MAX_PAGE = 500
 
@@ -93,6 +105,15 @@ CREATE TABLE IF NOT EXISTS job_entities (
     PRIMARY KEY (job_id, position)
 );
 """
+# Version 2 (issue 9): the lease, worker deaths and LLM usage; added to version-1 files in place.
+_V2_COLUMNS = (
+    "owner TEXT",
+    "heartbeat REAL",
+    "worker_deaths INTEGER NOT NULL DEFAULT 0",
+    "prompt_tokens INTEGER NOT NULL DEFAULT 0",
+    "completion_tokens INTEGER NOT NULL DEFAULT 0",
+    "llm_calls INTEGER NOT NULL DEFAULT 0",
+)
 
 
 class JobStoreUnavailableError(RetryableError):
@@ -113,6 +134,25 @@ class EntityOutcome:
     kept: int = 0
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Claim:
+    """What :meth:`JobStore.claim` decided: ``claimed`` True means this owner now runs the job;
+    otherwise ``reason`` says why not (finished, live lease elsewhere, cancelled, too many deaths)."""
+
+    job: Job
+    claimed: bool
+    reason: str = ""
+
+
+@dataclass
+class ReapReport:
+    """What one :meth:`JobStore.reap` pass did: jobs to enqueue again, and jobs it failed."""
+
+    requeued: list[str] = field(default_factory=list)  # orphaned running jobs, now queued again
+    resend: list[str] = field(default_factory=list)  # every job that needs a new broker message
+    failed: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -138,16 +178,26 @@ class JobStore:
         jobs.get(job.id).status   # JobStatus.queued
     """
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, *, lease_s: float = 60.0, max_deliveries: int = 3):
         self.path = Path(path)
+        self.lease_s = float(lease_s)
+        self.max_deliveries = int(max_deliveries)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connection() as conn:
                 # WAL is a property of the file; setting it once is enough, repeating it is harmless.
                 conn.execute("PRAGMA journal_mode=WAL")
                 if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                    conn.executescript(_SCHEMA)
-                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                    conn.execute("BEGIN IMMEDIATE")
+                    if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                        for statement in filter(str.strip, _SCHEMA.split(";")):
+                            conn.execute(statement)
+                        have = {r["name"] for r in conn.execute("PRAGMA table_info(jobs)")}
+                        for column in _V2_COLUMNS:
+                            if column.split()[0] not in have:
+                                conn.execute(f"ALTER TABLE jobs ADD COLUMN {column}")
+                        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                    conn.execute("COMMIT")
         except (sqlite3.Error, OSError) as e:
             raise JobStoreUnavailableError(
                 f"cannot open the job database {self.path}: {e}; check "
@@ -156,7 +206,7 @@ class JobStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobStore:
-        return cls(settings.jobs_db_path)
+        return cls(settings.jobs_db_path, lease_s=settings.job_lease_s, max_deliveries=settings.task_max_deliveries)
 
     # --- connections -------------------------------------------------------------------------
     @contextmanager
@@ -236,29 +286,138 @@ class JobStore:
             )
 
     # --- writes: the runner --------------------------------------------------------------------
-    def mark_running(self, job_id: str) -> Job:
-        """Start an attempt: queued (or running, on redelivery) -> running, ``attempts`` + 1.
+    def mark_running(self, job_id: str, owner: str | None = None) -> Job:
+        """Start an attempt for ``owner`` (default: this process) and return the job; see :meth:`claim`."""
+        return self.claim(job_id, owner or lease.make_owner()).job
 
-        A job that is already finished or cancelled is returned unchanged; the runner then stops.
-        A job whose cancellation was requested while it waited is cancelled here.
+    def claim(self, job_id: str, owner: str) -> Claim:
+        """Start an attempt: queued (or running, on redelivery) -> running under ``owner``'s lease.
+
+        Atomic (one ``BEGIN IMMEDIATE`` transaction), so two deliveries racing for one job cannot
+        both win. Not claimed, and the job left untouched, when it is finished or when another
+        owner's lease is alive (:func:`~kg_builder.jobs.lease.lease_alive`). A job whose
+        cancellation was requested while it waited is cancelled here. Taking over from an owner
+        whose lease died counts a worker death; past ``max_deliveries`` deaths the job fails with
+        the reason instead.
         """
+        now_s = time.time()
         now = _now()
         with self._tx() as conn:
-            status = self._status(conn, job_id)
-            if not status.terminal:
-                row = conn.execute("SELECT cancel_requested FROM jobs WHERE id=?", (job_id,)).fetchone()
-                if row["cancel_requested"]:
+            row = self._row(conn, job_id)
+            status = JobStatus(row["status"])
+            if status.terminal:
+                return Claim(self._read(conn, job_id), False, f"the job is already {status.value}")
+            previous = row["owner"]
+            if previous and previous != owner and lease.lease_alive(previous, row["heartbeat"], lease_s=self.lease_s,
+                                                                     now=now_s):
+                return Claim(self._read(conn, job_id), False,
+                             f"its lease is alive elsewhere ({lease.describe(previous, row['heartbeat'], now_s)})")
+            if row["cancel_requested"]:
+                self._finish(conn, job_id, JobStatus.cancelled, now, None)
+                return Claim(self._read(conn, job_id), False, "cancellation was requested")
+            deaths = row["worker_deaths"]
+            if previous and previous != owner and status is JobStatus.running:
+                deaths += 1
+                log.warning("job %s: taking over from a dead worker (%s); worker deaths: %d", job_id,
+                            lease.describe(previous, row["heartbeat"], now_s), deaths)
+                if deaths > self.max_deliveries:
+                    conn.execute("UPDATE jobs SET worker_deaths=? WHERE id=?", (deaths, job_id))
+                    self._finish(conn, job_id, JobStatus.failed, now, self._deaths_message(deaths))
+                    return Claim(self._read(conn, job_id), False, "too many worker deaths")
+            conn.execute(
+                "UPDATE jobs SET status=?, attempts=attempts+1, error=NULL, started_at=?, updated_at=?, "
+                "owner=?, heartbeat=?, worker_deaths=? WHERE id=?",
+                (JobStatus.running.value, now, now, owner, now_s, deaths, job_id),
+            )
+            return Claim(self._read(conn, job_id), True)
+
+    def _deaths_message(self, deaths: int) -> str:
+        return (f"worker died {deaths} times while running this job (more than KGFORGE_TASK_MAX_DELIVERIES="
+                f"{self.max_deliveries}); the job may crash its worker (out of memory?): see the worker logs, "
+                "then submit it again (what its done entities wrote stays in the graph)")
+
+    def heartbeat(self, job_id: str, owner: str) -> bool:
+        """Refresh ``owner``'s lease; False when it no longer holds the job (taken over, finished)."""
+        with self._tx() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET heartbeat=? WHERE id=? AND owner=? AND status=?",
+                (time.time(), job_id, owner, JobStatus.running.value),
+            )
+            return cursor.rowcount == 1
+
+    def release(self, job_id: str, owner: str) -> bool:
+        """Give up ``owner``'s lease without finishing the job (the next delivery resumes it at once,
+        without counting a worker death); True when ``owner`` held it."""
+        with self._tx() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET owner=NULL, heartbeat=NULL, updated_at=? WHERE id=? AND owner=?",
+                (_now(), job_id, owner),
+            )
+            return cursor.rowcount == 1
+
+    def add_usage(self, job_id: str, usage: JobUsage) -> None:
+        """Add LLM tokens and calls spent by the job."""
+        if not (usage.prompt_tokens or usage.completion_tokens or usage.calls):
+            return
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE jobs SET prompt_tokens=prompt_tokens+?, completion_tokens=completion_tokens+?, "
+                "llm_calls=llm_calls+? WHERE id=?",
+                (usage.prompt_tokens, usage.completion_tokens, usage.calls, job_id),
+            )
+
+    def reap(self, *, broker_jobs: set[str] | None, queued_grace_s: float, reason: str | None = None,
+             count_deaths: bool = True) -> ReapReport:
+        """Find jobs nobody will run and make them runnable again (or fail them), in one transaction.
+
+        * **orphaned** ``running`` jobs: their lease is dead (worker killed, stopped heartbeating, or
+          released without the job going back to the queue for ``queued_grace_s``): back to ``queued``
+          with the reason in ``error``, and a worker death counted (``count_deaths``; a clean
+          ``kgforge up`` shutdown does not count one); past ``max_deliveries`` deaths the job fails.
+        * **stuck** ``queued`` jobs: not updated for ``queued_grace_s`` and absent from the broker
+          (``broker_jobs``: the job ids its queues and unacknowledged messages hold; None when the
+          broker could not be asked, then queued jobs are left alone).
+
+        Returns the ids that need a new broker message (``resend``): a duplicate message is harmless,
+        the lease stops a second run.
+        """
+        report = ReapReport()
+        now_s = time.time()
+        now = _now()
+        with self._tx() as conn:
+            rows = conn.execute(
+                "SELECT id, status, owner, heartbeat, worker_deaths, updated_at FROM jobs WHERE status IN (?, ?)",
+                (JobStatus.queued.value, JobStatus.running.value),
+            ).fetchall()
+            for r in rows:
+                age = now_s - datetime.fromisoformat(r["updated_at"]).timestamp()
+                if r["status"] == JobStatus.running.value:
+                    if r["owner"] is None:
+                        if age < queued_grace_s:
+                            continue
+                        why = reason or "it was left running without a worker"
+                        deaths = r["worker_deaths"]
+                    elif lease.lease_alive(r["owner"], r["heartbeat"], lease_s=self.lease_s, now=now_s):
+                        continue
+                    else:
+                        why = reason or f"its worker stopped ({lease.describe(r['owner'], r['heartbeat'], now_s)})"
+                        deaths = r["worker_deaths"] + (1 if count_deaths else 0)
+                    if deaths > self.max_deliveries:
+                        conn.execute("UPDATE jobs SET worker_deaths=? WHERE id=?", (deaths, r["id"]))
+                        self._finish(conn, r["id"], JobStatus.failed, now, self._deaths_message(deaths))
+                        report.failed.append(r["id"])
+                        continue
                     conn.execute(
-                        "UPDATE jobs SET status=?, finished_at=?, updated_at=? WHERE id=?",
-                        (JobStatus.cancelled.value, now, now, job_id),
+                        "UPDATE jobs SET status=?, owner=NULL, heartbeat=NULL, worker_deaths=?, error=?, updated_at=? "
+                        "WHERE id=?",
+                        (JobStatus.queued.value, deaths, f"re-queued: {why}", now, r["id"]),
                     )
-                else:
-                    conn.execute(
-                        "UPDATE jobs SET status=?, attempts=attempts+1, error=NULL, started_at=?, "
-                        "updated_at=? WHERE id=?",
-                        (JobStatus.running.value, now, now, job_id),
-                    )
-            return self._read(conn, job_id)
+                    report.requeued.append(r["id"])
+                    report.resend.append(r["id"])
+                elif broker_jobs is not None and r["id"] not in broker_jobs and age >= queued_grace_s:
+                    conn.execute("UPDATE jobs SET updated_at=? WHERE id=?", (now, r["id"]))
+                    report.resend.append(r["id"])
+        return report
 
     def submission(self, job_id: str) -> JobSubmission:
         """What was submitted (entities in order, domain, options)."""
@@ -410,7 +569,7 @@ class JobStore:
             if self._status(conn, job_id).terminal:
                 return False
             conn.execute(
-                "UPDATE jobs SET status=?, error=?, updated_at=? WHERE id=?",
+                "UPDATE jobs SET status=?, error=?, owner=NULL, heartbeat=NULL, updated_at=? WHERE id=?",
                 (JobStatus.queued.value, message, _now(), job_id),
             )
             return True
@@ -451,11 +610,13 @@ class JobStore:
         return {s: int(found.get(s.value, 0)) for s in JobStatus}
 
     def totals(self) -> dict[str, int]:
-        """Sums over every job: triples written, new nodes, merges, entities done and failed."""
+        """Sums over every job: triples written, new nodes, merges, entities done and failed, LLM
+        tokens (prompt, completion) and calls, worker deaths."""
         with self._tx(write=False) as conn:
             jobs = conn.execute(
                 "SELECT COALESCE(SUM(triples_written), 0), COALESCE(SUM(new_nodes), 0), "
-                "COALESCE(SUM(merged), 0) FROM jobs"
+                "COALESCE(SUM(merged), 0), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
+                "COALESCE(SUM(llm_calls), 0), COALESCE(SUM(worker_deaths), 0) FROM jobs"
             ).fetchone()
             entities = dict(
                 conn.execute("SELECT status, COUNT(*) FROM job_entities GROUP BY status").fetchall()
@@ -464,6 +625,10 @@ class JobStore:
             "triples_written": jobs[0],
             "new_nodes": jobs[1],
             "merged": jobs[2],
+            "prompt_tokens": jobs[3],
+            "completion_tokens": jobs[4],
+            "llm_calls": jobs[5],
+            "worker_deaths": jobs[6],
             "entities_done": entities.get(EntityStatus.done.value, 0),
             "entities_failed": entities.get(EntityStatus.failed.value, 0),
         }
@@ -497,7 +662,7 @@ class JobStore:
         conn: sqlite3.Connection, job_id: str, status: JobStatus, now: str, error: str | None
     ) -> None:
         conn.execute(
-            "UPDATE jobs SET status=?, error=?, finished_at=?, updated_at=?, "
+            "UPDATE jobs SET status=?, error=?, finished_at=?, updated_at=?, owner=NULL, heartbeat=NULL, "
             "duration_s=CASE WHEN started_at IS NULL "
             "THEN NULL ELSE (julianday(?) - julianday(started_at)) * 86400.0 END WHERE id=?",
             (status.value, error, now, now, now, job_id),
@@ -581,6 +746,12 @@ class JobStore:
                     error=r["error"],
                     cancel_requested=bool(r["cancel_requested"]),
                     attempts=r["attempts"],
+                    worker_deaths=r["worker_deaths"],
+                    owner=r["owner"],
+                    heartbeat_at=(datetime.fromtimestamp(r["heartbeat"], UTC) if r["heartbeat"] is not None
+                                  else None),
+                    usage=JobUsage(prompt_tokens=r["prompt_tokens"], completion_tokens=r["completion_tokens"],
+                                   total_tokens=r["prompt_tokens"] + r["completion_tokens"], calls=r["llm_calls"]),
                     created_at=r["created_at"],
                     updated_at=r["updated_at"],
                     started_at=r["started_at"],
@@ -591,4 +762,5 @@ class JobStore:
         return jobs
 
 
-__all__ = ["BatchCounts", "EntityOutcome", "JobNotFoundError", "JobStore", "JobStoreUnavailableError"]
+__all__ = ["BatchCounts", "Claim", "EntityOutcome", "JobNotFoundError", "JobStore", "JobStoreUnavailableError",
+           "ReapReport"]

@@ -69,7 +69,7 @@ def test_a_task_sent_by_name_runs_the_job(worker_settings, monkeypatch):
     job_id = _job(jobs)
     received = []
 
-    def run_job(job_id, settings):
+    def run_job(job_id, settings, **options):
         received.append((job_id, settings.jobs_db_path))
         jobs.mark_running(job_id)
         jobs.entity_done(job_id, 0, generated=3, kept=1)
@@ -94,7 +94,7 @@ def test_transient_errors_are_retried_then_the_job_fails_with_the_reason(worker_
     job_id = _job(jobs)
     attempts = []
 
-    def run_job(job_id, settings):
+    def run_job(job_id, settings, **options):
         attempts.append(time.monotonic())
         if len(attempts) == 2:
             assert jobs.get(job_id).status is JobStatus.queued  # between attempts: queued, with the error
@@ -117,7 +117,7 @@ def test_other_errors_are_not_retried(worker_settings, monkeypatch):
     job_id = _job(jobs)
     attempts = []
 
-    def run_job(job_id, settings):
+    def run_job(job_id, settings, **options):
         attempts.append(job_id)
         jobs.mark_running(job_id)
         raise ValueError("a bug")
