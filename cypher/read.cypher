@@ -61,4 +61,5 @@ MATCH (n:{{label}}) WHERE n.name IS NOT NULL RETURN n.id AS id, n.name AS name, 
 // @name entity_profiles
 // @purpose Stream id, name, description, type and creating job of every Entity node (the pipeline's snapshot).
 MATCH (n:Entity) WHERE n.name IS NOT NULL
-RETURN n.id AS id, n.name AS name, n.description AS description, n.type AS type, n.job_id AS job_id;
+RETURN n.id AS id, n.name AS name, n.description AS description, n.type AS type, n.job_id AS job_id,
+       n.domain AS domain;

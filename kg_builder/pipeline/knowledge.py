@@ -6,7 +6,9 @@
   when one is configured, otherwise by extractive MMR; the document ids are kept for provenance;
 * **inherited**: the entities most like S (same ``type`` when S has one and the graph knows it,
   nearest by MiniLM over ``"name: description"`` otherwise) and the relations they have, which the
-  relation retriever uses as its prior.
+  relation retriever uses as its prior. Against the live graph the nearest come from the domain's
+  persistent :class:`~kg_builder.retrieval.entity_index.EntityIndex` (only S is embedded per
+  job); against an in-memory snapshot (evaluation) every entity is embedded once per snapshot.
 
 :meth:`Knowledge.prompt_parts` renders them for the LLM prompts (factorisation prompting: the
 ``entity_generation`` template walks through them one at a time before combining).
@@ -25,6 +27,7 @@ from kg_builder.llm.base import LLM, LLMError, OnError
 from kg_builder.llm.prompts import format_documents, format_triples, get_prompt
 from kg_builder.llm.schemas import Summary as LLMSummary
 from kg_builder.models.encoder import TextEncoder
+from kg_builder.retrieval.entity_index import EntityIndex
 from kg_builder.retrieval.hybrid import Hit, HybridRetriever
 from kg_builder.retrieval.summarise import ExtractiveSummariser
 from kg_builder.retrieval.utility import UtilityReranker
@@ -32,6 +35,10 @@ from kg_builder.retrieval.utility import UtilityReranker
 from .snapshot import EntityInfo, GraphSnapshot
 
 log = logging.getLogger(__name__)
+
+#: How deep :meth:`KnowledgeBuilder.similar` searches the entity index at most for entities the
+#: snapshot sees (and, for a typed S, of S's type) before it settles for fewer.
+SIMILAR_MAX_DEPTH = 1024
 
 
 class Knowledge(BaseModel):
@@ -110,16 +117,35 @@ class KnowledgeBuilder:
     def similar(self, entity: EntityInfo, k: int | None = None) -> list[str]:
         """Ids of the ``k`` entities most like S (same type first when S has a known type)."""
         k = k or self.similar_k
-        ids, vectors = self._vectors()
-        if not ids:
-            return []
-        scores = vectors @ self.encoder.encode([entity.text()])[0]
-        order = [ids[i] for i in np.argsort(-scores) if ids[i] != entity.id]
+        index = self.snapshot.entity_index(self.encoder)
+        if index is not None:
+            order = self._similar_from_index(index, entity, k)
+        else:
+            ids, vectors = self._vectors()
+            if not ids:
+                return []
+            scores = vectors @ self.encoder.encode([entity.text()])[0]
+            order = [ids[i] for i in np.argsort(-scores) if ids[i] != entity.id]
         if entity.type:
-            same = [i for i in order if self.snapshot.entities[i].type == entity.type]
+            entities = self.snapshot.entities
+            same = [i for i in order if entities[i].type == entity.type]
             if same:
-                order = same + [i for i in order if self.snapshot.entities[i].type != entity.type]
+                order = same + [i for i in order if entities[i].type != entity.type]
         return order[:k]
+
+    def _similar_from_index(self, index: EntityIndex, entity: EntityInfo, k: int) -> list[str]:
+        """Nearest entities of the index that this snapshot sees (its domain, not ``exclude_job``'s),
+        searching deeper until ``k`` are found (``k`` of S's type when S has one) or the index ends."""
+        query = self.encoder.encode([entity.text()])[0]
+        depth = max(4 * k, k + 20)
+        while True:
+            hits = [node_id for node_id, _ in index.search(query, depth) if node_id != entity.id]
+            self.snapshot.prefetch(hits)
+            order = [i for i in hits if i in self.snapshot.entities]
+            enough = [i for i in order if self.snapshot.entities[i].type == entity.type] if entity.type else order
+            if len(enough) >= k or depth >= len(index) or depth >= SIMILAR_MAX_DEPTH:
+                return order
+            depth *= 4
 
     # --- descriptive ---------------------------------------------------------------------------
     def _documents(self, entity: EntityInfo, knowledge: Knowledge) -> None:
@@ -170,11 +196,13 @@ class KnowledgeBuilder:
         in_graph = entity.id in self.snapshot.entities
         knowledge = Knowledge(entity=entity, in_graph=in_graph)
         names = self.snapshot.entities
+        # S's edges (their far ends come with them in a lazy snapshot, so the names cost no read)
         for edge in (self.snapshot.out_edges(entity.id) + self.snapshot.in_edges(entity.id))[:60]:
             knowledge.structural.append((names[edge.head].name if edge.head in names else edge.head, edge.relation,
                                          names[edge.tail].name if edge.tail in names else edge.tail))
         self._documents(entity, knowledge)
         knowledge.similar_entities = self.similar(entity)
+        self.snapshot.prefetch(knowledge.similar_entities)
         knowledge.similar_names = [names[i].name for i in knowledge.similar_entities]
         return knowledge
 

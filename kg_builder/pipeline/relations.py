@@ -5,8 +5,10 @@
     retrieval = cosine(MiniLM(S's knowledge text), MiniLM(relation description)) + prior_weight * prior
 
 where ``prior`` is the share of "entities like S" (the inherited knowledge: same type, or nearest by
-text) that have the relation as head, with S itself counted twice when it is already in the graph.
-The best ``top_k`` become candidates.
+text, from the domain's entity index) that have the relation as head, with S itself counted twice
+when it is already in the graph; their relation profiles are read in one batch
+(:meth:`GraphSnapshot.relation_frequency`). The pool is the domain's; its texts are embedded once
+per encoder and pool, not per job. The best ``top_k`` become candidates.
 
 **Filtering** keeps the candidates that truly apply to S:
 
@@ -22,6 +24,8 @@ The best ``top_k`` become candidates.
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from typing import Literal
 
 import numpy as np
@@ -57,6 +61,24 @@ class RelationSelection(BaseModel):
     note: str | None = None
 
 
+# Relation texts embedded once per encoder and pool, not once per job: a worker builds a selector
+# for every job, and FB15k-237's pool alone is 237 texts.
+_POOL_VECTORS: weakref.WeakKeyDictionary[TextEncoder, dict[tuple[str, ...], np.ndarray]] = weakref.WeakKeyDictionary()
+_POOL_LOCK = threading.Lock()
+
+
+def _relation_vectors(encoder: TextEncoder, texts: tuple[str, ...]) -> np.ndarray:
+    if not texts:
+        return np.zeros((0, encoder.dim), np.float32)
+    with _POOL_LOCK:
+        cached = _POOL_VECTORS.setdefault(encoder, {})
+        if texts not in cached:
+            if len(cached) >= 16:
+                cached.pop(next(iter(cached)))
+            cached[texts] = encoder.encode(list(texts))
+        return cached[texts]
+
+
 class RelationSelector:
     """Retrieval + filtering over the snapshot's relation pool.
 
@@ -82,8 +104,8 @@ class RelationSelector:
         self.names = list(pool)
         self.top_k, self.prior_weight, self.threshold = top_k, prior_weight, threshold
         self.min_keep, self.max_keep = min_keep, max_keep
-        self._relation_vectors = (encoder.encode([f"{n.replace('_', ' ')}: {pool[n]}" for n in self.names])
-                                  if self.names else np.zeros((0, encoder.dim), np.float32))
+        self._relation_vectors = _relation_vectors(encoder, tuple(f"{n.replace('_', ' ')}: {pool[n]}"
+                                                                   for n in self.names))
 
     def retrieve(self, knowledge: Knowledge) -> list[RelationCandidate]:
         if not self.names:

@@ -614,8 +614,76 @@ class GraphStore:
         return [(r["id"], r["name"], r["type"]) for r in rows]
 
     def entity_profiles(self) -> list[dict[str, Any]]:
-        """(id, name, description, type, job_id) of every named ``Entity`` node (``job_id``: the job that created it)."""
+        """(id, name, description, type, job_id, domain) of every named ``Entity`` node (``job_id``: the job that
+        created it). Reads the whole graph: jobs read bounded neighbourhoods instead (``domain_*`` below)."""
         return self._query(cypher.render("entity_profiles"))
+
+    # --- bounded reads of one domain (a job's snapshot: kg_builder/pipeline/snapshot.py) -----------
+    # An Entity belongs to a domain when its `domain` property is that domain or when it has none
+    # (nodes a job created); `exclude_job` leaves out what that job created. Every read starts from
+    # an index (id, name_norm, domain), so its cost does not grow with other domains' data.
+    def domain_entities_by_ids(self, domain: str, ids: Iterable[str], *, exclude_job: str | None = None,
+                               chunk: int = 1000) -> list[dict[str, Any]]:
+        """(id, name, description, type) of the named Entity nodes of ``domain`` among ``ids``."""
+        wanted = list(dict.fromkeys(_check_id(i, "id") for i in ids))
+        text = cypher.render("snapshot_entities_by_ids")
+        rows: list[dict[str, Any]] = []
+        for batch in _batches(wanted, chunk):
+            rows += self._query(text, ids=list(batch), domain=domain, exclude_job=exclude_job)
+        return rows
+
+    def domain_entities_by_names(self, domain: str, names: Iterable[str], *,
+                                 exclude_job: str | None = None) -> list[dict[str, Any]]:
+        """Named Entity nodes of ``domain`` whose normalised name equals one of ``names``' (ordered by id);
+        each row has ``name_norm``."""
+        norms = sorted({schema.normalize_name(n) for n in names} - {""})
+        if not norms:
+            return []
+        return self._query(cypher.render("snapshot_entities_by_names"), names_norm=norms, domain=domain,
+                           exclude_job=exclude_job)
+
+    def domain_edges(self, domain: str, ids: Iterable[str], *, direction: str, exclude_job: str | None = None,
+                     limit: int = 100_000) -> list[dict[str, Any]]:
+        """Edges between the Entity nodes ``ids`` and named Entity nodes of ``domain``.
+
+        ``direction="out"``: rows ``head, relation`` and the tail's ``id, name, description, type``;
+        ``direction="in"``: rows ``tail, relation`` and the head's profile. At most ``limit`` rows.
+        """
+        if direction not in ("out", "in"):
+            raise InvalidInputError("direction", f"must be 'out' or 'in', got {direction!r}")
+        if not isinstance(limit, int) or limit < 1:
+            raise InvalidInputError("limit", "must be a positive integer")
+        wanted = list(dict.fromkeys(_check_id(i, "id") for i in ids))
+        if not wanted:
+            return []
+        return self._query(cypher.render(f"snapshot_{direction}_edges"), ids=wanted, domain=domain,
+                           exclude_job=exclude_job, limit=limit)
+
+    def domain_relation_range(self, domain: str, relation: str, *, exclude_job: str | None = None,
+                              limit: int = 10_000) -> list[dict[str, Any]]:
+        """Tails of ``relation`` among ``domain``'s entities, most frequent first: rows ``tail``, ``count``
+        and the tail's ``name, description, type``."""
+        rel_type = schema.relation_type_for(relation)
+        return self._query(cypher.render("snapshot_relation_range", rel_type=rel_type), domain=domain,
+                           exclude_job=exclude_job, limit=int(limit))
+
+    def domain_entities(self, domain: str, *, exclude_job: str | None = None) -> list[dict[str, Any]]:
+        """(id, name, description, type) of every named Entity of ``domain`` not created by ``exclude_job``
+        (a whole-domain read)."""
+        return self._query(cypher.render("snapshot_domain_entities"), domain=domain, exclude_job=exclude_job)
+
+    def domain_relation_pool(self, domain: str) -> list[RelationInfo]:
+        """The relations that dataset ``domain``'s import registered (source ``dataset:<domain>``)."""
+        return [RelationInfo(type=r["type"], name=r["name"] or r["type"], description=r["description"])
+                for r in self._query(cypher.render("snapshot_relation_pool"), source=f"dataset:{domain}")]
+
+    def domain_entity_profiles(self, domain: str) -> list[dict[str, Any]]:
+        """(id, name, description, type) of every named Entity whose ``domain`` is ``domain``."""
+        return self._query(cypher.render("domain_entity_profiles"), domain=domain)
+
+    def count_domain_entities(self, domain: str) -> int:
+        """Number of Entity nodes whose ``domain`` is ``domain``."""
+        return int(self._query(cypher.render("count_domain_entities"), domain=domain)[0]["count"])
 
     def export_triples(self, *, fetch_size: int = 2000) -> Iterator[ExportedTriple]:
         """Stream every edge with provenance, ``fetch_size`` records per round trip.

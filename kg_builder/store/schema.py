@@ -45,6 +45,10 @@ PROPERTY_INDEXES: tuple[tuple[str, str, str], ...] = tuple(
     (f"{label.lower()}_{prop}", label, prop)
     for label in (ENTITY, ITEM, CATEGORY, BRAND)
     for prop in ("name_norm",)  # lookups by name go through name_norm; a `name` index would only slow writes
+) + (
+    # A job's snapshot reads one domain (kg_builder/pipeline/snapshot.py): its entities, the heads
+    # its relation statistics start from, its embedding index; all through this index.
+    ("entity_domain", ENTITY, "domain"),
 )
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
