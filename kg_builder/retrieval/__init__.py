@@ -5,8 +5,13 @@
 * :mod:`.bm25`: :class:`BM25Index` (``bm25s``), :mod:`.dense`: :class:`DenseIndex` (MiniLM, exact cosine).
 * :mod:`.hybrid`: :class:`HybridRetriever` ``run(query, k) -> RetrievalResult`` (RRF fusion).
 * :mod:`.summarise`: :class:`ExtractiveSummariser` ``run(entity_name, hits, token_budget) -> Summary``.
-* :mod:`.utility`: :class:`UtilityReranker` ``run(entity_name, hits, ...) -> RerankResult`` and
-  :func:`train_utility_reranker` (labels from held-out graph neighbours, logistic regression).
+* :mod:`.utility`: :class:`UtilityReranker` ``run(entity_name, hits, ...) -> RerankResult``,
+  :func:`knowledge_query` (S's description and known facts as the retrieval query) and
+  :func:`train_utility_reranker` (labels from held-out graph neighbours; a graph prior over the
+  entities a document names, then a logistic regression over document features).
+* :mod:`.saved_utility`: the trained utility model on disk (retriever, reranker, name matcher).
+* :mod:`.documents`: documents posted through the API, in their own per-domain store, joined to
+  the trained corpus when the utility model is loaded.
 
 Example:
     >>> from kg_builder.datasets import load_dataset
@@ -28,6 +33,8 @@ from .utility import (
     RerankResult,
     UtilityReranker,
     UtilityTrainingResult,
+    fact_text,
+    knowledge_query,
     train_utility_reranker,
 )
 
@@ -50,6 +57,8 @@ __all__ = [
     "UtilityReranker",
     "UtilityTrainingResult",
     "corpus_from_dataset",
+    "fact_text",
+    "knowledge_query",
     "split_sentences",
     "train_utility_reranker",
 ]

@@ -80,6 +80,21 @@ class DenseIndex:
                 self.ids.append(doc_id)
             self.embeddings = np.concatenate([self.embeddings, vectors[[row for _, row in new]]])
 
+    @classmethod
+    def from_rows(cls, encoder: TextEncoder, ids: Sequence[str], embeddings: np.ndarray, *,
+                  batch_size: int = 64) -> DenseIndex:
+        """An index over rows embedded already (``embeddings`` [len(ids), encoder.dim], by ``encoder``)."""
+        if len(set(ids)) != len(ids):
+            raise InvalidInputError("ids", "duplicate ids")
+        if embeddings.shape != (len(ids), encoder.dim):
+            raise InvalidInputError("embeddings", f"shape {embeddings.shape} does not match {len(ids)} ids "
+                                                  f"and the encoder's dimension {encoder.dim}")
+        index = cls(encoder, batch_size=batch_size)
+        index.ids = list(ids)
+        index._rows = {doc_id: row for row, doc_id in enumerate(index.ids)}
+        index.embeddings = np.asarray(embeddings, dtype=np.float32)
+        return index
+
     def row_of(self, doc_id: str) -> int:
         try:
             return self._rows[doc_id]
@@ -99,6 +114,19 @@ class DenseIndex:
         else:
             self._query_cache.move_to_end(query)
         return vector
+
+    def embed_queries(self, queries: Sequence[str]) -> None:
+        """Embed many queries in one batched call and cache them (training retrieves hundreds of
+        queries; batching is several times faster on a CPU than one call per query). At most
+        ``QUERY_CACHE_SIZE`` are kept, so pass fewer at a time."""
+        todo = list(dict.fromkeys(q for q in queries if q not in self._query_cache))
+        if not todo:
+            return
+        for query, vector in zip(todo, self.encoder.encode(todo, batch_size=self.batch_size), strict=True):
+            vector.flags.writeable = False
+            self._query_cache[query] = vector
+            if len(self._query_cache) > QUERY_CACHE_SIZE:
+                self._query_cache.popitem(last=False)
 
     def scores(self, query: str | np.ndarray) -> np.ndarray:
         """Cosine similarity of the query (text or embedding) with every row: float32 [n]."""

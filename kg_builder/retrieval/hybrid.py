@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from kg_builder.errors import InvalidInputError, KGForgeError
@@ -117,6 +118,28 @@ class HybridRetriever:
             self.dense.add([self.corpus[i].id for i in changed], self.corpus.search_texts(changed),
                            progress=progress)
         return update
+
+    def joined(self, corpus: Corpus, dense: DenseIndex) -> HybridRetriever:
+        """A new retriever over this corpus followed by ``corpus``, whose documents ``dense`` has
+        embedded already (nothing is re-embedded; BM25 is rebuilt over the union). This retriever
+        is left unchanged.
+
+        Raises:
+            KGForgeError: an id of ``corpus`` is in this corpus too, or ``dense`` is not ``corpus``'s.
+        """
+        clash = next((doc_id for doc_id in corpus.ids if doc_id in self.corpus), None)
+        if clash is not None:
+            raise KGForgeError(f"document {clash!r} is in both corpora; posted ids must stay apart from "
+                               "the trained corpus's")
+        if dense.ids != corpus.ids:
+            raise KGForgeError("the dense index to join does not hold exactly the joined corpus's documents")
+        union = Corpus([*self.corpus, *corpus])
+        vectors = DenseIndex.from_rows(self.dense.encoder, [*self.dense.ids, *dense.ids],
+                                       np.concatenate([self.dense.embeddings, dense.embeddings]),
+                                       batch_size=self.dense.batch_size)
+        bm25 = BM25Index(self.bm25.config).build(union.search_texts())
+        return HybridRetriever(union, bm25, vectors, recall_k=self.recall_k, fusion=self.fusion, rrf_k=self.rrf_k,
+                               dense_weight=self.dense_weight)
 
     def run(self, query: str, k: int = 10) -> RetrievalResult:
         """The ``k`` best documents for ``query`` after fusing both recall lists."""

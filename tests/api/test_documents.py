@@ -1,4 +1,5 @@
-"""``POST /v1/documents``: documents reach the domain's saved retriever, namespaced ``api:``."""
+"""``POST /v1/documents``: documents reach the domain's retriever, namespaced ``api:``, stored apart
+from the trained utility model (``KGFORGE_HOME/documents/<domain>``) so retraining keeps them."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import pytest
 
 from kg_builder.models.encoder import TextEncoder
 from kg_builder.retrieval.corpus import corpus_from_dataset
+from kg_builder.retrieval.documents import posted_documents_dir
 from kg_builder.retrieval.hybrid import HybridRetriever
-from kg_builder.retrieval.store import load_utility, save_utility
+from kg_builder.retrieval.saved_utility import RETRIEVER_DIR, load_utility, save_utility, utility_model_dir
 from kg_builder.retrieval.utility import train_utility_reranker
 from kg_builder.settings import Settings
 
@@ -23,15 +25,18 @@ def encoder() -> TextEncoder:
 
 
 @pytest.fixture(scope="module")
-def utility_home(tmp_path_factory, encoder):
-    """A home with a tiny utility model (retriever + reranker) for the zoo; tests copy it."""
-    home = tmp_path_factory.mktemp("utility-home")
+def zoo_reranker(encoder):
+    """A tiny utility model (retriever + reranker) for the zoo."""
     dataset = tiny_zoo()
     retriever = HybridRetriever.build(corpus_from_dataset(dataset), encoder)
-    reranker = train_utility_reranker(
-        dataset=dataset, retriever=retriever, test_fraction=0.3, seed=0
-    ).reranker
-    save_utility(Settings(home=home), "zoo", reranker)
+    return train_utility_reranker(dataset=dataset, retriever=retriever, test_fraction=0.3, seed=0).reranker
+
+
+@pytest.fixture(scope="module")
+def utility_home(tmp_path_factory, zoo_reranker):
+    """A home with the zoo's utility model saved; tests copy it."""
+    home = tmp_path_factory.mktemp("utility-home")
+    save_utility(Settings(home=home), "zoo", zoo_reranker)
     return home
 
 
@@ -74,6 +79,20 @@ def test_documents_become_retrievable_under_api_ids(client, encoder, tmp_path):
     assert again["added"] == [] and again["unchanged"] == 2 and again["corpus_size"] == before + 2
     body["documents"][0]["text"] = "The okapi lives in the rainforest."
     assert client.post("/v1/documents", json=body).json()["replaced"] == ["api:okapi-1"]
+
+
+def test_posted_documents_stay_out_of_the_model_folder_and_survive_retraining(client, encoder, zoo_reranker):
+    settings = client.app.state.services.settings
+    body = {"domain": "zoo", "documents": [{"id": "okapi", "text": "The okapi is a forest giraffe."}]}
+    assert client.post("/v1/documents", json=body).status_code == 200
+    trained = HybridRetriever.load(utility_model_dir(settings, "zoo") / RETRIEVER_DIR, encoder)
+    assert "api:okapi" not in trained.corpus
+    assert (posted_documents_dir(settings, "zoo") / "corpus").is_dir()
+
+    save_utility(settings, "zoo", zoo_reranker)  # retraining replaces the model folder whole
+    retriever = load_utility(settings, "zoo", encoder).retriever
+    assert retriever.run("forest giraffe okapi", k=1).doc_ids == ["api:okapi"]
+    assert len(retriever.corpus) == len(zoo_reranker.retriever.corpus) + 1
 
 
 def test_a_dataset_document_cannot_be_replaced(client, encoder):

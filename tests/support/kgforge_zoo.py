@@ -18,7 +18,7 @@ from kg_builder.models.saved import model_dir
 from kg_builder.pipeline import PipelineModels, PipelineOptions
 from kg_builder.retrieval.corpus import corpus_from_dataset
 from kg_builder.retrieval.hybrid import HybridRetriever
-from kg_builder.retrieval.store import save_utility
+from kg_builder.retrieval.saved_utility import save_utility
 from kg_builder.retrieval.utility import train_utility_reranker
 from kg_builder.settings import Settings
 from kg_builder.store import GraphStore

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from kg_builder.models.encoder import TextEncoder
 from kg_builder.models.relation_classifier import RelationClassifier, entity_text
 from kg_builder.models.saved import ModelNotTrainedError
-from kg_builder.retrieval.store import load_utility, utility_model_dir
+from kg_builder.retrieval.saved_utility import load_utility, utility_model_dir
 from kg_builder.settings import Settings
 from kgforge.cli import train
 

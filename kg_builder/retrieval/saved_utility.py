@@ -11,6 +11,10 @@ The three parts only make sense together (the reranker's features come from that
 matcher), so :func:`save_utility` writes them into a fresh folder and swaps it in whole, and
 :func:`load_utility` rebuilds the reranker with its ``.retriever`` attached.
 
+Documents posted through the API never enter this folder (retraining replaces it whole): they live
+in ``KGFORGE_HOME/documents/<D>/`` (:mod:`.documents`) and :func:`load_utility` joins them to the
+trained corpus, so the retriever it returns searches both.
+
 :func:`filtered_mentions` builds the matcher used on large corpora of common words (WN18RR lemmas
 such as ``"take"``): names under ``min_name_chars`` characters, names made of stopwords only, and
 names found in more than ``max_document_share`` of the documents are left out (the settings of the
@@ -32,6 +36,7 @@ from kg_builder.models.saved import ModelNotTrainedError, model_dir
 from kg_builder.settings import Settings
 
 from .corpus import Corpus
+from .documents import API_PREFIX, join_posted
 from .hybrid import HybridRetriever
 from .utility import EntityMentions, UtilityReranker, UtilityTrainingResult, normalise_tokens
 
@@ -95,6 +100,15 @@ def filtered_mentions(dataset: Dataset, corpus: Corpus, *, max_document_share: f
     return EntityMentions({i: name for i, name in candidates.items() if frequency[i] <= limit})
 
 
+def trained_corpus_size(settings: Settings, dataset: str) -> int | None:
+    """Documents in the saved retriever of ``dataset`` (None when no utility model is saved), read
+    from the dense index's config without loading the corpus."""
+    config = utility_model_dir(settings, dataset) / RETRIEVER_DIR / "dense" / "config.json"
+    if not (utility_model_dir(settings, dataset) / MENTIONS_FILE).exists() or not config.exists():
+        return None
+    return int(json.loads(config.read_text())["size"])
+
+
 def save_utility(settings: Settings, dataset: str, reranker: UtilityReranker, *,
                  result: UtilityTrainingResult | None = None, min_alias_chars: int = 4) -> Path:
     """Write the reranker, its retriever and its name matcher to :func:`utility_model_dir`.
@@ -103,6 +117,10 @@ def save_utility(settings: Settings, dataset: str, reranker: UtilityReranker, *,
     save never leaves a new retriever beside an old reranker. ``min_alias_chars`` must be the value
     the reranker's :class:`EntityMentions` was built with (the matcher is rebuilt from its names).
     """
+    posted = next((doc_id for doc_id in reranker.retriever.corpus.ids if doc_id.startswith(API_PREFIX)), None)
+    if posted is not None:
+        raise KGForgeError(f"the retriever holds posted document {posted!r}; save the one built from the "
+                           "dataset (posted documents stay in KGFORGE_HOME/documents/<domain>, not in models)")
     directory = utility_model_dir(settings, dataset)
     staging = directory.with_name(directory.name + ".partial")
     if staging.exists():
@@ -123,7 +141,8 @@ def save_utility(settings: Settings, dataset: str, reranker: UtilityReranker, *,
 
 
 def load_utility(settings: Settings, dataset: str, encoder: TextEncoder) -> UtilityReranker:
-    """The reranker saved by ``kgforge train utility --dataset D``; ``.retriever`` is its HybridRetriever.
+    """The reranker saved by ``kgforge train utility --dataset D``; ``.retriever`` is its HybridRetriever
+    over the trained corpus followed by the documents posted for ``D`` (:func:`.documents.join_posted`).
 
     Args:
         encoder: the MiniLM the retriever's dense index was built with (queries are embedded with it).
@@ -142,9 +161,9 @@ def load_utility(settings: Settings, dataset: str, encoder: TextEncoder) -> Util
         raise KGForgeError(f"{directory} holds the utility reranker of {saved['dataset']!r}, not {dataset!r}; "
                            f"retrain it with `{train_command(dataset)}`")
     mentions = EntityMentions(saved["names"], min_alias_chars=saved.get("min_alias_chars", 4))
-    retriever = HybridRetriever.load(directory / RETRIEVER_DIR, encoder)
+    retriever = join_posted(HybridRetriever.load(directory / RETRIEVER_DIR, encoder), settings, dataset)
     return UtilityReranker.load(directory / RERANKER_DIR, retriever=retriever, mentions=mentions)
 
 
 __all__ = ["DEFAULT_MAX_DOCUMENT_SHARE", "filtered_mentions", "load_utility", "save_utility", "train_command",
-           "utility_model_dir", "utility_model_name"]
+           "trained_corpus_size", "utility_model_dir", "utility_model_name"]
