@@ -35,7 +35,12 @@ from kg_builder.llm.base import (
     UsageMeter,
     parse_structured,
 )
-from kg_builder.llm.openai_compat import OpenAICompatibleLLM, llm_from_settings, model_list, response_format_for
+from kg_builder.llm.openai_compat import (
+    OpenAICompatibleLLM,
+    llm_from_settings,
+    model_list,
+    response_format_for,
+)
 from kg_builder.llm.prompts import (
     PromptError,
     PromptTemplate,

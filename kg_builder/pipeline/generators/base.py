@@ -32,7 +32,6 @@ from ..knowledge import Knowledge
 from ..relations import RelationCandidate
 from ..snapshot import GraphSnapshot
 
-
 #: The generator name whose voters are sample groups rather than the generator itself.
 LLM_GENERATOR = "llm"
 
@@ -209,5 +208,17 @@ def vote(proposals: Sequence[Proposal], *, generators: Sequence[str] | None = No
     return out
 
 
-__all__ = ["Generator", "GeneratorContext", "LLM_GENERATOR", "PROVENANCE_CHARS", "Proposal", "REGISTRY", "Voted",
-           "build_generator", "clip", "register", "sample_groups", "vote"]
+__all__ = [
+    "LLM_GENERATOR",
+    "PROVENANCE_CHARS",
+    "REGISTRY",
+    "Generator",
+    "GeneratorContext",
+    "Proposal",
+    "Voted",
+    "build_generator",
+    "clip",
+    "register",
+    "sample_groups",
+    "vote",
+]

@@ -178,4 +178,4 @@ class LLMGenerator(GeneratorContext):
         return cls(snapshot=snapshot, skip_known=options.skip_known, llm=llm, samples=options.llm_samples)
 
 
-__all__ = ["LLMGenerator", "MAX_NAME_CHARS", "name_problem"]
+__all__ = ["MAX_NAME_CHARS", "LLMGenerator", "name_problem"]
