@@ -13,8 +13,9 @@ Protocol (stated in every result):
 * Metrics over the kept triples of the evaluated heads: **precision** (kept triples that are
   held-out truth), **recall** (held-out triples of those heads that were kept), **novelty** (kept
   triples absent from the graph the pipeline saw; with ``skip_known`` on, which is the default,
-  the pipeline never re-proposes a known edge, so this is 1.0 by construction and is reported to
-  show it), **diversity** (entropy in bits of the kept triples' relations and of their targets),
+  the pipeline never re-proposes a known edge, so "absent from the graph" alone is 1.0 by
+  construction; :mod:`.novelty` counts what matters instead: new entities, novel true triples and a
+  name-match proxy of new-entity precision), **diversity** (entropy in bits of the kept triples' relations and of their targets),
   **candidate recall** (held-out triples among all candidates before the keep policy: the ceiling
   of recall), calibration of the confidence on all candidates (Brier score, expected calibration
   error), and seconds per entity.
@@ -45,6 +46,8 @@ from kg_builder.pipeline.confidence import FEATURES, ConfidenceModel, brier, exp
 from kg_builder.pipeline.generators import GENERATORS
 from kg_builder.pipeline.pipeline import EntityRun, KnowledgePipeline, PipelineModels, PipelineOptions, ScoredTriple
 from kg_builder.pipeline.snapshot import GraphSnapshot
+
+from .novelty import novelty_metrics
 
 Progress = Callable[[int, int, str], None]
 Triple = tuple[str, str, str]
@@ -132,8 +135,9 @@ def score_runs(runs: Sequence[EntityRun], truth: set[Triple], seen: GraphSnapsho
         "brier": brier(probs, labels), "ece": expected_calibration_error(probs, labels),
         "mean_kept_confidence": float(np.mean(kept_confidence)) if kept_confidence else float("nan"),
     }
-    row["novelty"] = (sum(not seen.has(c.head, c.relation, c.target_id or "") for c in kept) / len(kept)) if kept else 0.0
-    row["new_entities"] = sum(c.target_id is None for c in kept)
+    novelty = novelty_metrics(kept, truth, seen)
+    novelty.pop("kept", None)
+    row.update({k: v for k, v in novelty.items() if v is not None})
     return row
 
 

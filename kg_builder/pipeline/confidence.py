@@ -2,7 +2,8 @@
 
 =====================  ==========================================================================
 reranker_logit         the KG-BERT-style cross-encoder's logit for (S, R, T)
-votes                  distinct voters (generators; each LLM sample counts once)
+votes                  distinct voters (generators; each LLM sample group per model counts once:
+                       identical answers are one vote)
 rr_graph .. rr_llm     1 / best rank of T in that generator's list (0 when it did not propose T)
 relation_retrieval     the relation's retrieval score for S (similarity + prior)
 relation_probability   the relation classifier's P(R | S)

@@ -280,9 +280,13 @@ class KnowledgePipeline:
         errors = list(knowledge.notes) + ([selection.note] if selection.note else [])
         lap("relations")
         proposals = []
-        for relation in selection.kept:
-            for generator in self.generators:
-                proposals.extend(generator.propose(knowledge, relation, self.options.targets_per_generator))
+        k = self.options.targets_per_generator
+        for generator in self.generators:
+            # A generator that can batch (the LLM: one entity's calls run concurrently) gets every relation at once.
+            if hasattr(generator, "propose_many"):
+                proposals.extend(generator.propose_many(knowledge, selection.kept, k))
+            else:
+                proposals.extend(p for relation in selection.kept for p in generator.propose(knowledge, relation, k))
         for generator in self.generators:
             errors.extend(getattr(generator, "errors", []))
             if hasattr(generator, "errors"):

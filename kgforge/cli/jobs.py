@@ -106,7 +106,8 @@ def kept_triples(client: Client, job: dict[str, Any]) -> list[dict[str, Any]]:
 def _print_triples(rows: list[dict[str, Any]], job_id: str) -> None:
     table = Table(title=f"triples written by job {job_id}")
     for column in ("head", "relation", "tail", "confidence", "sources", "evidence"):
-        table.add_column(column, justify="right" if column == "confidence" else "left")
+        # Whole names: a narrow or piped console wraps the columns, never cuts them.
+        table.add_column(column, justify="right" if column == "confidence" else "left", overflow="fold")
     for r in rows:
         table.add_row(r["head"], r["relation"], r["tail"],
                       f"{r['confidence']:.3f}" if r["confidence"] is not None else "-",
@@ -140,8 +141,15 @@ def _finish(client: Client, job: dict[str, Any], json_out: bool, show_triples: b
         c = job["counts"]
         console.print(f"job {job['id']} [bold]{job['status']}[/]: generated {c['generated']}, kept {c['kept']}, "
                       f"new nodes {c['new']}, merged {c['merged']}")
+        usage = job.get("usage") or {}
+        if usage.get("calls"):
+            console.print(f"LLM: {usage['calls']} calls, {usage['prompt_tokens']} prompt + "
+                          f"{usage['completion_tokens']} completion tokens")
         for error in job.get("errors") or []:
             err_console.print(f"[yellow]{error['name']}[/]: {error['error']}")
+        for entity in job.get("entities") or []:
+            for note in entity.get("notes") or []:
+                err_console.print(f"[dim]{entity.get('name')}: {note}[/]")
         if job.get("error"):
             err_console.print(f"[red]{job['error']}[/]")
         if rows:

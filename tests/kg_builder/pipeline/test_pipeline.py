@@ -90,13 +90,19 @@ def test_generation_evaluation_reports_every_ablation(trained):
     _, dataset, models, _ = trained
     result = evaluate_generation(dataset=dataset, models=models, split="test", max_entities=None,
                                  options=OPTIONS)
-    assert set(result.rows) >= {"full", "no_reranker", "similarity_only", "only_graph", "only_corpus"}
+    assert set(result.rows) >= {"default", "full", "no_reranker", "similarity_only", "reranker_only",
+                                "graph_rank_only", "only_graph", "only_corpus"}
     full = result.rows["full"]
     assert full["held_out"] == 1 and full["candidate_recall"] == 1.0  # (zebra, lives_in, savanna) is proposed
-    for row in result.rows.values():
+    budget = result.rows["default"]["kept"]
+    for name, row in result.rows.items():
         assert 0.0 <= row["recall"] <= row["candidate_recall"] and 0.0 <= row["precision"] <= 1.0
         assert row["kept"] <= row["candidates"]
-    assert full["novelty"] == 1.0  # known edges are never re-proposed
+        if name != "default":  # every comparison keeps at most the default policy's number of triples
+            assert row["kept"] <= budget
+    assert full["novel_true"] == round(full["precision"] * full["kept"])  # held-out hits are absent from the graph
+    assert result.pr_curve and all(0.0 <= p["precision"] <= 1.0 for p in result.pr_curve)
+    assert [p["kept"] for p in result.pr_curve] == sorted(p["kept"] for p in result.pr_curve)  # floor falls
     assert "against a graph of train+dev triples" in result.protocol
     single = only_generator([], "graph")
     assert single == []
