@@ -159,15 +159,22 @@ def reranker_command(
     dataset: str = typer.Option(..., "--dataset", help="A KG dataset: umls, wn18rr, fb15k237."),
     epochs: float = typer.Option(1.0, min=0.01, help="Passes over train triples + their negatives."),
     batch_size: int = typer.Option(16, "--batch-size", min=2),
-    lr: float = typer.Option(3e-5, help="AdamW learning rate."),
-    negatives: int = typer.Option(1, min=1, help="Corrupted negatives per true triple."),
-    max_minutes: float = typer.Option(30.0, "--max-minutes", help="Wall-clock cap; stops between steps."),
+    lr: float = typer.Option(5e-5, help="AdamW learning rate."),
+    negatives: int = typer.Option(1, min=0, help="Corrupted negatives (random head or tail) per true triple."),
+    hard_negatives: int = typer.Option(1, "--hard-negatives", min=0,
+                                       help="ComplEx's false top tails (the graph generator's) per true triple."),
+    range_negatives: int = typer.Option(1, "--range-negatives", min=0,
+                                        help="Same-relation tails that are not known true, per true triple."),
+    max_minutes: float = typer.Option(30.0, "--max-minutes", min=0.01, help="Wall-clock cap of the training loop."),
+    rank_queries: int = typer.Option(200, "--rank-queries", min=0,
+                                     help="Dev triples in the top-10 rerank report (0: skip it)."),
     seed: int = typer.Option(13),
     name: str | None = typer.Option(None, help="Model name (default: reranker-<dataset>)."),
     data_dir: Path | None = DataDirOption,
     json_out: bool = JsonOption,
 ) -> None:
-    """Fine-tune the KG-BERT-style cross-encoder (MiniLM) on true vs corrupted triples; threshold on dev."""
+    """Fine-tune the KG-BERT-style cross-encoder (sentence-transformers CrossEncoder on MiniLM) on
+    true triples vs corrupted and generator-mined hard negatives; threshold and metrics on dev."""
     from kg_builder.datasets import load_dataset
     from kg_builder.training.reranker import train_reranker
 
@@ -175,15 +182,36 @@ def reranker_command(
     records = load_dataset(dataset, resolve_data_dir(settings, data_dir))
     with training_progress("step") as update:
         result = train_reranker(dataset=records, settings=settings, epochs=epochs, batch_size=batch_size, lr=lr,
-                                negatives=negatives, max_minutes=max_minutes, seed=seed, name=name,
-                                progress=update)
+                                negatives=negatives, hard_negatives_per_positive=hard_negatives,
+                                range_negatives_per_positive=range_negatives, max_minutes=max_minutes,
+                                rank_queries=rank_queries, seed=seed, name=name, progress=update)
     if json_out:
         print_json(result.as_dict())
         return
+    m = result.metrics
     budget = " (stopped by --max-minutes)" if result.stopped_by_budget else ""
-    console.print(f"reranker {result.model_name}: {result.metrics['steps']}/{result.metrics['planned_steps']} steps "
-                  f"in {result.timings['train_seconds']:.0f}s{budget}; dev triple accuracy "
-                  f"{result.metrics.get('dev_triple_accuracy', float('nan')):.3f}; saved to {result.directory}")
+    n = m["examples"]
+    console.print(f"reranker {result.model_name}: {m['steps']}/{m['planned_steps']} steps in "
+                  f"{result.timings['train_seconds']:.0f}s{budget} over {n['examples']} examples ({n['positives']} "
+                  f"true, {n['corrupted']} corrupted, {n['hard']} hard from {m['hard_negatives_from']}, "
+                  f"{n['range']} same-range)")
+    if "dev_accuracy" in m:
+        table = Table(title=f"{dataset} dev (threshold logit {m['dev_threshold_logit']:.3f}, best dev accuracy "
+                            "over true + corrupted + hard)")
+        table.add_column("dev metric")
+        table.add_column("value", justify="right")
+        for label, key in (("accuracy, all negatives", "dev_accuracy"),
+                           ("accuracy vs corrupted", "dev_accuracy_corrupted"),
+                           ("accuracy vs hard (ComplEx top tails)", "dev_accuracy_hard")):
+            table.add_row(label, f"{m[key]:.3f}")
+        if "dev_rerank" in m:
+            r = m["dev_rerank"]
+            table.add_row(f"top-{r['k']} MRR, ComplEx alone ({r['queries']} triples)", f"{r['first_stage_mrr']:.3f}")
+            table.add_row(f"top-{r['k']} MRR, reranker alone", f"{r['reranker_mrr']:.3f}")
+            table.add_row(f"top-{r['k']} MRR, ComplEx + w x logit (w cross-fitted)", f"{r['combined_mrr']:.3f}")
+            table.add_row("  w chosen on all dev (1e6: reranker alone)", f"{r['weight']:g}")
+        console.print(table)
+    console.print(f"saved to {result.directory}")
 
 
 @app.command("relations")
