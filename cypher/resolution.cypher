@@ -39,3 +39,20 @@ CREATE INDEX alias_lookup IF NOT EXISTS FOR (a:Alias) ON (a.lookup);
 // @name resolution_create_domain_index
 // @purpose Index the domain of one node label (a domain's names are read without scanning other domains).
 CREATE INDEX {{index}} IF NOT EXISTS FOR (n:{{label}}) ON (n.domain);
+
+// Baseline for benchmarks/bench_resolution.py (not used by kgforge itself).
+
+// @name bench_resolution_name_index
+// @purpose Baseline: index the plain `name` of one label, as an exact-name MERGE builder would.
+CREATE INDEX {{index}} IF NOT EXISTS FOR (n:{{label}}) ON (n.name);
+
+// @name bench_resolution_exact_merge
+// @purpose Baseline: MERGE each name on the exact `name` property (what most LLM graph builders do); ids of the matched or created nodes.
+UNWIND $rows AS row
+MERGE (n:{{label}} {name: row.name})
+ON CREATE SET n.id = row.id, n.bench_baseline = true
+RETURN row.i AS i, collect(n.id) AS ids;
+
+// @name bench_resolution_drop_baseline
+// @purpose Baseline clean-up: delete at most $limit nodes of one label that the baseline created.
+MATCH (n:{{label}}) WHERE n.bench_baseline = true WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS deleted;

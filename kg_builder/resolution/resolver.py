@@ -11,10 +11,12 @@ creates belong to its domain. Order of evidence for one candidate (name, optiona
 3. **alias**: an ``(:Alias)`` lookup node records the name as an alias of a node of the domain;
 4. **variant**: a node whose name is a lexical variant of the candidate's
    (:func:`~kg_builder.resolution.variants.name_variants`: singular/plural, word order, function
-   words, joined words) *and* whose MiniLM embedding is close enough: ``variant_threshold``
-   (0.6) in general, ``inflection_threshold`` (0.7) when the two are one word in two
-   inflections, where a plural often names another thing ("news"/"new" 0.37, "goods"/"good"
-   0.34 stay apart; "viruses"/"virus" 0.93 merge);
+   words, joined words) *and* whose MiniLM embedding is close enough. Reordered words and function
+   words need ``variant_threshold``. A changed word form (plural, joined words) needs
+   ``inflection_threshold`` into a lower-case (common-noun) name, and ``proper_threshold`` into
+   a name with capitals: proper names do not inflect ("Aliens" is another film than "Alien",
+   "Queens" another place than "Queen"; MiniLM scores both pairs 0.83-0.86, higher than "humans"
+   to "human", 0.62, so only the form of the stored name tells them apart);
 5. **embedding**: the nearest name of the domain in a name index (``name_index``) at or above
    ``threshold``;
 6. **new**: a node with the deterministic id ``{namespace}:{key_part(name)}[:{type}]`` (the
@@ -48,7 +50,7 @@ from pydantic import BaseModel
 import cypher
 from kg_builder.errors import DatabaseError, InvalidInputError
 from kg_builder.models.encoder import TextEncoder
-from kg_builder.resolution.variants import name_variants, single_word_inflection
+from kg_builder.resolution.variants import STOPWORDS, name_variants, same_words
 from kg_builder.store import GraphStore, NodeWrite, schema
 from kg_builder.store.schema import ENTITY
 
@@ -95,6 +97,45 @@ class ResolutionResult(BaseModel):
             if schema.normalize_name(resolution.name) == norm and (type is None or _norm_type(resolution.type) == wanted):
                 return resolution.node_id
         raise KeyError(name if type is None else f"{name} ({type})")
+
+
+_PARENTHESIS = re.compile(r"^(?P<head>.*\S)\s*\((?P<inner>[^()]{2,12})\)\s*$")
+
+
+_BRACKETS = re.compile(r"\s*[(\[][^()\[\]]*[)\]]")
+_TITLE_TAIL = re.compile(r"\s+[-\u2013|]\s+|,\s+")
+
+
+def name_aliases(name: str, *, title: bool = False) -> list[str]:
+    """Aliases a name spells out itself.
+
+    The name without function words (``"Hollywood Walk of Fame"``: ``"hollywood walk fame"``);
+    ``"North Atlantic Treaty Organization (NATO)"`` also gives ``"NATO"`` and ``"North Atlantic
+    Treaty Organization"``; a parenthesis that is not the initials of the words before it
+    (``"Frankfurt (Oder)"``) gives nothing. With ``title`` (product titles), also the cleaned
+    title: without bracketed parts, then cut at the first ``" - "``, ``" | "`` or ``", "``
+    (``"GBA 6-Pak Care Case - Game Boy Advance"`` is also ``"GBA 6-Pak Care Case"``), when at
+    least two words remain.
+    """
+    out: list[str] = []
+    words = schema.normalize_name(name).split()
+    content = [w for w in words if w not in STOPWORDS]
+    if len(content) >= 2 and content != words:  # "Hollywood Walk of Fame" is also "Hollywood Walk Fame"
+        out.append(" ".join(content))
+    match = _PARENTHESIS.match(name.strip())
+    if match:
+        head, inner = match.group("head"), match.group("inner")
+        letters = schema.normalize_name(inner).replace(" ", "")
+        words = schema.normalize_name(head).split()
+        initials = {"".join(w[0] for w in words), "".join(w[0] for w in words if w not in STOPWORDS)}
+        if len(letters) >= 2 and letters in initials:
+            out += [inner.strip(), head.strip()]
+    if title:
+        bare = _BRACKETS.sub("", name).strip()
+        for form in (bare, _TITLE_TAIL.split(bare, maxsplit=1)[0].strip()):
+            if len(schema.normalize_name(form).split()) >= 2 and form != name.strip() and form not in out:
+                out.append(form)
+    return out
 
 
 def _norm_type(value: str | None) -> str | None:
@@ -156,6 +197,23 @@ class NameIndex:
         return [(self.ids[i], float(scores[i]), self.types[i]) for i in top]
 
 
+class EntityIndexNeighbours:
+    """A domain's persistent :class:`~kg_builder.retrieval.entity_index.EntityIndex` as the
+    resolver's name index (step 5).
+
+    The index embeds ``"name: description"`` texts, so a bare candidate name scores lower against
+    them than against bare names: at the default ``threshold`` (0.9) it only merges near-identical
+    names, which is the safe direction. Nodes a job creates are added to the index by the job's
+    write step (with their descriptions), not here.
+    """
+
+    def __init__(self, index: Any):
+        self.index = index
+
+    def nearest(self, name: str, k: int = 5) -> list[tuple[str, float, str | None]]:
+        return [(node_id, score, None) for node_id, score in self.index.search(name, k)]
+
+
 _shared_encoder: TextEncoder | None = None
 
 
@@ -201,19 +259,20 @@ class EntityResolver:
         encoder: MiniLM for the variant check (step 4); loaded once per process when needed.
         threshold: minimum cosine for an embedding match (step 5). With MiniLM, 0.9 merges "Air
             Jordans" into "Air Jordan" (0.94) and keeps "cell membrane" (0.71 to "cell") apart.
-        variant_threshold: minimum cosine for a lexical variant of several words (step 4). The
-            words already agree; MiniLM is a weak judge of inflections ("Symptoms, or Signs" to
-            "sign or symptom" is only 0.70), so the bar only catches gross mismatches.
-        inflection_threshold: minimum cosine when candidate and node are one word in two
-            inflections: 0.7 keeps "news"/"new" (0.37), "goods"/"good" (0.34), "customs"/"custom"
-            (0.40), "works"/"work" (0.62) apart and merges "symptoms" (0.74), "cells" (0.95).
-            It cannot tell "glasses" from "glass" (0.74): the benchmark counts such merges.
+        variant_threshold: minimum cosine for a variant with the same content words in another
+            order or with other function words (step 4).
+        inflection_threshold: minimum cosine for a changed word form into a lower-case name: 0.45
+            keeps "news"/"new" (0.37), "goods"/"good" (0.34), "customs"/"custom" (0.40) apart and
+            merges "findings" (0.49), "humans" (0.62), "symptoms" (0.74). MiniLM is a weak judge
+            here: it cannot tell "glasses" from "glass" (0.74); the benchmark counts such merges.
+        proper_threshold: the same into a name with capitals (0.9: "Air Jordans" to "Air
+            Jordan" 0.94 merges, "Aliens" to "Alien" 0.86 does not).
     """
 
     def __init__(self, store: GraphStore, *, domain: str | None = None, label: str = ENTITY,
                  namespace: str | None = None, name_index: NeighbourIndex | None = None,
                  encoder: TextEncoder | None = None, threshold: float = 0.9, variant_threshold: float = 0.6,
-                 inflection_threshold: float = 0.7):
+                 inflection_threshold: float = 0.45, proper_threshold: float = 0.9):
         if domain is not None and (not isinstance(domain, str) or not _DOMAIN.match(domain)):
             raise InvalidInputError("domain", f"{domain!r} is not a dataset name (letters, digits, underscores)")
         self.store = store
@@ -225,9 +284,16 @@ class EntityResolver:
         self.threshold = threshold
         self.variant_threshold = variant_threshold
         self.inflection_threshold = inflection_threshold
+        self.proper_threshold = proper_threshold
 
-    def _variant_bar(self, norm: str, other: str) -> float:
-        return self.inflection_threshold if single_word_inflection(norm, other) else self.variant_threshold
+    def _variant_bar(self, norm: str, other: str, other_name: str | None) -> float:
+        """The cosine a variant needs: see the class docstring (``other`` is the node's normalised
+        name or alias, ``other_name`` its surface form)."""
+        if same_words(norm, other):
+            return self.variant_threshold
+        if other_name is not None and other_name != other_name.lower():
+            return self.proper_threshold
+        return self.inflection_threshold
 
     # --- ids and aliases ------------------------------------------------------------------------
     def new_id(self, name: str, type_: str | None = None) -> str:
@@ -254,6 +320,42 @@ class EntityResolver:
         self._write_alias_rows(rows)
         return len(rows)
 
+    def index_name_aliases(self) -> int:
+        """Record the aliases that the domain's names spell out themselves, once after an import.
+
+        "Central Intelligence Agency (CIA)" is also "CIA" and "Central Intelligence Agency": a
+        trailing parenthesis that is the initials of the words before it is an acronym; product
+        titles (label ``Item``) are also their cleaned form (:func:`name_aliases`). An alias
+        that two nodes of the domain would share, or that is another node's name, is skipped.
+        Reads the domain's names through the ``domain`` index. Returns the number of aliases written.
+
+        Raises:
+            InvalidInputError: the resolver has no domain.
+        """
+        if self.domain is None:
+            raise InvalidInputError("domain", "index_name_aliases needs the resolver's domain")
+        _ensure_domain_index(self.store, self.label)
+        rows = self.store._query(cypher.render("resolution_domain_names", label=self.label), domain=self.domain)
+        names = {schema.normalize_name(r["name"]) for r in rows}
+        proposed: dict[str, set[str]] = defaultdict(set)
+        surface: dict[tuple[str, str], str] = {}
+        for row in rows:
+            for alias in name_aliases(row["name"], title=self.label == schema.ITEM):
+                norm = schema.normalize_name(alias)
+                if norm and norm not in names:
+                    proposed[norm].add(row["id"])
+                    surface[(norm, row["id"])] = alias
+        by_node: dict[str, list[str]] = defaultdict(list)
+        for norm, ids in proposed.items():
+            if len(ids) == 1:
+                (node_id,) = ids
+                by_node[node_id].append(surface[(norm, node_id)])
+        if by_node:
+            self.store.upsert_nodes([NodeWrite(label=self.label, id=i, aliases=tuple(a), sources=("resolution",))
+                                     for i, a in by_node.items()])
+            self._write_alias_rows([(i, alias) for i, aliases in by_node.items() for alias in aliases])
+        return sum(len(a) for a in by_node.values())
+
     def _write_alias_rows(self, rows: list[tuple[str, str]]) -> None:
         _ensure_alias_schema(self.store)
         payload = []
@@ -262,6 +364,10 @@ class EntityResolver:
             payload.append({"key": f"{lookup}|{node_id}", "lookup": lookup, "node_id": node_id, "alias": alias,
                             "label": self.label, "domain": self.domain})
         text = cypher.render("resolution_write_aliases")
+        for start in range(0, len(payload), 1000):
+            self._write_alias_batch(text, payload[start:start + 1000])
+
+    def _write_alias_batch(self, text: str, payload: list[dict[str, Any]]) -> None:
         for attempt in range(1, ALIAS_WRITE_ATTEMPTS + 1):
             try:
                 self.store._execute(text, rows=payload, now=datetime.now(UTC).isoformat(timespec="seconds"))
@@ -435,7 +541,10 @@ class EntityResolver:
 
     def _variants(self, keys: list[_Key]) -> dict[tuple[str, str | None], Resolution]:
         variants = {(k.norm, k.type): name_variants(k.norm) for k in keys}
-        by_norm = self._nodes_by_names(sorted({v for vs in variants.values() for v in vs}))
+        wanted = sorted({v for vs in variants.values() for v in vs})
+        by_norm = self._nodes_by_names(wanted)
+        for norm, nodes in self._alias_nodes(wanted).items():  # a variant of a recorded alias
+            by_norm[norm] = by_norm.get(norm, []) + [dict(n, norm=norm) for n in nodes]
         pairs: list[tuple[_Key, dict[str, Any]]] = []
         for key in keys:
             for variant in sorted(variants[(key.norm, key.type)]):
@@ -451,7 +560,7 @@ class EntityResolver:
                 continue
             score = float(vectors[key.name] @ vectors[node["name"]])
             current = best.get((key.norm, key.type))
-            if score >= self._variant_bar(key.norm, node["norm"]) and (current is None or score > current.score):
+            if score >= self._variant_bar(key.norm, node["norm"], node["name"]) and (current is None or score > current.score):
                 best[(key.norm, key.type)] = Resolution(name=key.name, type=key.raw_type, node_id=node["id"],
                                                         method="variant", score=score)
         return best
@@ -466,7 +575,7 @@ class EntityResolver:
         vectors = encoder.encode([key.name] + [name for _, name, _ in found])
         scores = vectors[1:] @ vectors[0]
         best = int(np.argmax(scores))
-        if scores[best] < self._variant_bar(key.norm, found[best][2]):
+        if scores[best] < self._variant_bar(key.norm, found[best][2], found[best][1]):
             return None
         return Resolution(name=key.name, type=key.raw_type, node_id=found[best][0], method="variant",
                           score=float(scores[best]))
@@ -487,4 +596,5 @@ class EntityResolver:
         return Resolution(name=key.name, type=key.raw_type, node_id=node_id, method="embedding", score=score)
 
 
-__all__ = ["Candidate", "EntityResolver", "NameIndex", "NeighbourIndex", "Resolution", "ResolutionResult"]
+__all__ = ["Candidate", "EntityIndexNeighbours", "EntityResolver", "NameIndex", "NeighbourIndex", "Resolution", "ResolutionResult",
+           "name_aliases"]

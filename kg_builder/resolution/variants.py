@@ -2,10 +2,9 @@
 
 :func:`name_variants` turns one normalised name (:func:`~kg_builder.store.schema.normalize_name`)
 into a bounded set of other normalised names to look up through the ``name_norm`` index: singular
-and plural of each word, the words in another order, without function words (``or``, ``and``,
-``of``...), and the words joined. A variant found in the graph is only a *candidate*: the resolver
-merges into it only when the embeddings of the two names agree and their types are compatible
-("glasses" and "glass", "news" and "new" are variants of each other, not one entity).
+and plural of each word (regular, irregular, Latin), the words in another order, without function
+words (``or``, ``and``, ``of``...), and the words joined. A variant found in the graph is only a
+*candidate*: the resolver decides whether to merge (see ``EntityResolver``).
 """
 
 from __future__ import annotations
@@ -19,10 +18,24 @@ MAX_PERMUTED_WORDS = 4  # 4! = 24 orders; longer names only get rotations
 MAX_VARIANTS = 128
 
 
+# Irregular and Latin plurals (singular -> plural): "bacteria" is the plural of "bacterium".
+IRREGULAR_PLURALS = {"child": "children", "man": "men", "woman": "women", "person": "people", "mouse": "mice",
+                     "foot": "feet", "tooth": "teeth", "goose": "geese", "ox": "oxen"}
+_IRREGULAR_SINGULARS = {plural: singular for singular, plural in IRREGULAR_PLURALS.items()}
+# (singular ending, plural ending): bacterium/bacteria, fungus/fungi, alga/algae, analysis/analyses,
+# phenomenon/phenomena, index/indices, matrix/matrices
+_LATIN = (("um", "a"), ("us", "i"), ("a", "ae"), ("is", "es"), ("on", "a"), ("ex", "ices"), ("ix", "ices"))
+
+
 def _singulars(word: str) -> set[str]:
     out: set[str] = set()
+    if word in _IRREGULAR_SINGULARS:
+        out.add(_IRREGULAR_SINGULARS[word])
     if len(word) <= 3 or not word.isalpha():
         return out
+    for singular, plural in _LATIN:
+        if word.endswith(plural) and len(word) > len(plural) + 2:
+            out.add(word[: -len(plural)] + singular)
     if word.endswith("ies"):
         out.add(word[:-3] + "y")
     if word.endswith(("ses", "xes", "zes", "ches", "shes")):
@@ -33,13 +46,21 @@ def _singulars(word: str) -> set[str]:
 
 
 def _plurals(word: str) -> set[str]:
-    if len(word) <= 2 or not word.isalpha() or (word.endswith("s") and not word.endswith("ss")):
-        return set()
+    out = {IRREGULAR_PLURALS[word]} if word in IRREGULAR_PLURALS else set()
+    if len(word) <= 2 or not word.isalpha():
+        return out
+    for singular, plural in _LATIN:
+        if word.endswith(singular) and len(word) > len(singular) + 2:
+            out.add(word[: -len(singular)] + plural)
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return out
     if word.endswith("y") and word[-2] not in "aeiou":
-        return {word[:-1] + "ies"}
-    if word.endswith(("s", "x", "z", "ch", "sh")):
-        return {word + "es"}
-    return {word + "s"}
+        out.add(word[:-1] + "ies")
+    elif word.endswith(("s", "x", "z", "ch", "sh")):
+        out.add(word + "es")
+    else:
+        out.add(word + "s")
+    return out
 
 
 def _inflections(word: str) -> set[str]:
@@ -58,7 +79,7 @@ def name_variants(norm: str) -> set[str]:
     """Other normalised forms of ``norm`` (not including ``norm``), at most :data:`MAX_VARIANTS`.
 
     >>> sorted(name_variants("air jordans"))
-    ['air jordan', 'airjordans', 'airs jordans', 'jordans air']
+    ['air jordan', 'airjordans', 'airs jordans', 'jordan air', 'jordans air']
     """
     words = norm.split()
     if not words:
@@ -71,15 +92,16 @@ def name_variants(norm: str) -> set[str]:
     all_singular = [min(_singulars(w), key=len, default=w) for w in words]
     all_plural = [min(_plurals(w), key=len, default=w) for w in words]
     out += [" ".join(all_singular), " ".join(all_plural)]
-    # 2. without function words, and words joined ("e mail" -> "email")
+    # 2. without function words while two content words remain ("amino acid, peptide, or protein";
+    #    not "The Piano" -> "piano", "The Police" -> "police"), and words joined ("e mail" -> "email")
     content = [w for w in words if w not in STOPWORDS]
-    if content and content != words:
+    if len(content) >= 2 and content != words:
         out.append(" ".join(content))
     if 1 < len(words) <= 4:
         out.append("".join(words))
-    # 3. other word orders: of the words and the content words, as given and in the singular
-    singular_content = [min(_singulars(w), key=len, default=w) for w in content]
-    for base in (words, all_singular, content, singular_content):
+    # 3. other orders of all the words, as given and in the singular (function words stay: "university
+    #    of miami" is not "miami university")
+    for base in (words, all_singular):
         for order in _orders(base):
             out.append(" ".join(order))
     seen: set[str] = set()
@@ -94,7 +116,7 @@ def name_variants(norm: str) -> set[str]:
 
 
 def lemma(word: str) -> str:
-    """The shortest regular singular of ``word`` (``word`` itself when it has none)."""
+    """The shortest singular of ``word`` (``word`` itself when it has none)."""
     return min(_singulars(word), key=len, default=word)
 
 
@@ -106,4 +128,9 @@ def single_word_inflection(norm: str, other: str) -> bool:
     return len(a) == 1 and len(b) == 1 and a != b
 
 
-__all__ = ["MAX_VARIANTS", "STOPWORDS", "lemma", "name_variants", "single_word_inflection"]
+def same_words(norm: str, other: str) -> bool:
+    """True when the two names have the same content words (only order or function words differ)."""
+    return sorted(w for w in norm.split() if w not in STOPWORDS) == sorted(w for w in other.split() if w not in STOPWORDS)
+
+
+__all__ = ["MAX_VARIANTS", "STOPWORDS", "lemma", "name_variants", "same_words", "single_word_inflection"]

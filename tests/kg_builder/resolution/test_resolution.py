@@ -194,3 +194,45 @@ def test_names_without_letters_are_rejected(store):
     with pytest.raises(InvalidInputError) as err:
         EntityResolver(store).run([Candidate(name="!!!")], source="test")
     assert err.value.field == "name"
+
+
+def test_aliases_spelled_out_by_names_are_indexed_once_per_domain(store, encoder):
+    store.upsert_nodes([
+        NodeWrite(label="Entity", id="fb15k237:/m/cia", name="Central Intelligence Agency (CIA)",
+                  props={"domain": "fb15k237"}),
+        NodeWrite(label="Entity", id="fb15k237:/m/walk", name="Hollywood Walk of Fame", props={"domain": "fb15k237"}),
+        NodeWrite(label="Item", id="amazon:B1", name="Madden NFL 2005 - PlayStation 2", props={"domain": "games"}),
+        NodeWrite(label="Item", id="amazon:B2", name="Halo 2 - Xbox", props={"domain": "games"}),
+        NodeWrite(label="Item", id="amazon:B3", name="Halo 2 (Limited Edition) - Xbox", props={"domain": "games"}),
+    ])
+    assert EntityResolver(store, domain="fb15k237").index_name_aliases() == 3
+    # "Madden NFL 2005"; not "Halo 2", which two products share, nor "Halo 2 - Xbox", a name already
+    assert EntityResolver(store, domain="games", label="Item").index_name_aliases() == 1
+    entities = EntityResolver(store, domain="fb15k237", encoder=encoder).run(
+        [Candidate(name="CIA"), Candidate(name="central intelligence agency"), Candidate(name="Hollywood Walk Fame")],
+        source="t")
+    assert [(r.node_id, r.method) for r in entities.resolutions] == [
+        ("fb15k237:/m/cia", "alias"), ("fb15k237:/m/cia", "alias"), ("fb15k237:/m/walk", "alias")]
+    items = EntityResolver(store, domain="games", label="Item", encoder=encoder).run(
+        [Candidate(name="madden nfl 2005"), Candidate(name="Halo 2"), Candidate(name="Madden NFL 2005 - Xbox")],
+        source="t")
+    madden, halo, xbox = items.resolutions
+    assert (madden.node_id, madden.method) == ("amazon:B1", "alias")
+    assert halo.created and xbox.created  # "Halo 2" is two products; the Xbox Madden is another product
+    # another domain never sees these aliases
+    (other,) = EntityResolver(store, domain="wn18rr", encoder=encoder).run([Candidate(name="CIA")], source="t").resolutions
+    assert other.created and other.node_id == "wn18rr:cia"
+
+
+def test_a_domains_entity_index_serves_as_the_name_index(store, encoder):
+    from kg_builder.resolution import EntityIndexNeighbours
+    from kg_builder.retrieval.entity_index import EntityIndex
+
+    store.upsert_nodes([NodeWrite(label="Entity", id="umls:virus", name="virus", props={"domain": "umls"}),
+                        NodeWrite(label="Entity", id="wn18rr:virus", name="virus", props={"domain": "wn18rr"})])
+    index = EntityIndex.in_memory("umls", encoder)
+    index.build_from([("umls:virus", "virus"), ("wn18rr:virus", "virus")])  # wider than the domain, on purpose
+    resolver = EntityResolver(store, domain="umls", encoder=encoder, name_index=EntityIndexNeighbours(index),
+                              threshold=0.65)  # "Virus particle" to "virus": 0.70
+    (hit,) = resolver.run([Candidate(name="Virus particle")], source="t").resolutions
+    assert (hit.node_id, hit.method) == ("umls:virus", "embedding")  # the wn18rr row is never merged into
