@@ -2,6 +2,7 @@
 
 ======================================  =====  ================================================
 InvalidInputError(field, reason)        422    same shape as FastAPI's validation errors
+RequestValidationError (FastAPI)        422    FastAPI's shape, made JSON-safe (NaN, surrogates)
 JobNotFoundError                        404
 ModelNotTrainedError                    409    the message names the `kgforge train` command
 RetryableError (graph DB, broker, ...)  503    with Retry-After; the client may try again
@@ -15,8 +16,11 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from api.hygiene import json_safe
 from kg_builder.errors import ConfigError, InvalidInputError, KGForgeError, RetryableError
 from kg_builder.jobs import JobNotFoundError
 from kg_builder.models.saved import ModelNotTrainedError
@@ -34,6 +38,11 @@ def invalid(field: str, reason: str, *, where: str = "body", value: object = Non
 
 
 def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the input; a NaN or a lone surrogate there made it a 500.
+        return JSONResponse({"detail": json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
+
     @app.exception_handler(InvalidInputError)
     async def _invalid(request: Request, exc: InvalidInputError) -> JSONResponse:
         where = "query" if request.method == "GET" else "body"

@@ -7,8 +7,10 @@ Routes (OpenAPI docs at ``/docs``): ``/v1/jobs`` (submit, follow, list, cancel),
 Creating the app connects to nothing (the job store, graph driver, Celery app and encoder open on
 first use), so it imports while the graph database and the broker are down. Outside development
 it refuses to start without API keys. Every write needs ``Authorization: Bearer KEY``
-(``api/deps.py``); bodies over ``KGFORGE_MAX_BODY_BYTES`` get 413 (``api/limits.py``); domain errors
-become HTTP errors only in ``api/errors.py``.
+(``api/deps.py``); bodies over ``KGFORGE_MAX_BODY_BYTES`` get 413 (``api/limits.py``), bodies with
+NaN, infinities, lone surrogates or NUL characters get 422 naming the field (``api/hygiene.py``);
+domain errors become HTTP errors only in ``api/errors.py``. While it runs, a reaper thread
+re-enqueues stuck and orphaned jobs (``workers/reaper.py``).
 
 Example::
 
@@ -24,6 +26,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.deps import Services
+from api.hygiene import InputHygiene
 from api.limits import BodySizeLimit
 from api.metrics import Metrics
 from api.routers import documents, entities, health, jobs, relations
@@ -48,8 +51,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        services.close()
+        # Stuck and orphaned jobs are re-enqueued at start-up and every KGFORGE_JOB_REAPER_INTERVAL_S.
+        from workers.reaper import JobReaper
+
+        reaper = JobReaper(lambda: services.jobs, lambda: services.celery, settings).start()
+        app.state.reaper = reaper
+        try:
+            yield
+        finally:
+            reaper.stop()
+            services.close()
 
     app = FastAPI(
         title="kgforge",
@@ -63,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for router in (jobs.router, entities.router, relations.router, documents.router, health.router):
         app.include_router(router)
+    app.add_middleware(InputHygiene)  # inside the size limit: it reads only bodies within the limit
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(app.state.metrics.middleware)  # outermost: also counts 413s
     return app

@@ -10,6 +10,9 @@ kgforge_job_duration_seconds           histogram  run time of finished jobs (the
 kgforge_triples_written_total          counter    triples written by jobs
 kgforge_job_nodes_created_total        counter    new nodes created by entity resolution
 kgforge_job_entities_total{outcome}    counter    entities done / failed
+kgforge_llm_tokens_total{kind}         counter    LLM tokens spent by jobs (prompt / completion)
+kgforge_llm_calls_total                counter    answered LLM requests of jobs
+kgforge_job_worker_deaths_total        counter    workers that died (or stopped heartbeating) mid-job
 kgforge_http_requests_total            counter    this API process's requests, by route and status
 kgforge_http_request_duration_seconds  histogram  this API process's request latency, by route
 =====================================  =========  ==============================================
@@ -73,6 +76,13 @@ class JobStoreCollector(Collector):
         entities.add_metric(["done"], totals["entities_done"])
         entities.add_metric(["failed"], totals["entities_failed"])
         yield entities
+        tokens = CounterMetricFamily("kgforge_llm_tokens", "LLM tokens spent by jobs.", labels=["kind"])
+        tokens.add_metric(["prompt"], totals["prompt_tokens"])
+        tokens.add_metric(["completion"], totals["completion_tokens"])
+        yield tokens
+        yield CounterMetricFamily("kgforge_llm_calls", "Answered LLM requests of jobs.", value=totals["llm_calls"])
+        yield CounterMetricFamily("kgforge_job_worker_deaths", "Workers that died (or stopped heartbeating) "
+                                  "while running a job.", value=totals["worker_deaths"])
 
 
 class Metrics:

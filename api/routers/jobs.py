@@ -13,6 +13,8 @@ from api.errors import invalid
 from api.schemas import ErrorPublic, JobAccepted, JobCreate, JobPublic, JobsPublic
 from kg_builder.errors import InvalidInputError
 from kg_builder.jobs import JobNotFoundError, JobStatus
+from kg_builder.jobs.checks import check_submission
+from kg_builder.models.saved import ModelNotTrainedError
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -29,19 +31,26 @@ WRITE_RESPONSES = {
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobAccepted,
     dependencies=[WriteAccess],
-    responses={**WRITE_RESPONSES, 503: {"model": ErrorPublic, "description": "Broker unreachable."}},
+    responses={**WRITE_RESPONSES,
+               409: {"model": ErrorPublic, "description": "A model the job needs is not trained (the command)."},
+               503: {"model": ErrorPublic, "description": "Broker unreachable."}},
 )
 def submit_job(job: JobCreate, services: ServicesDep, response: Response) -> JobAccepted | JSONResponse:
     """Persist the job, then enqueue ``kgforge.run_job(id)``; 202 with the id to follow.
 
-    Entities beyond ``KGFORGE_MAX_ENTITIES_PER_JOB`` are refused with 422 naming ``entities``. A
+    Entities beyond ``KGFORGE_MAX_ENTITIES_PER_JOB`` are refused with 422 naming ``entities``; an
+    unknown ``domain`` or ``options.relations`` with 422 naming the field; a job whose models are not
+    trained with 409 naming each ``kgforge train`` command (``kg_builder/jobs/checks.py``). A
     job that cannot be handed to the broker is marked failed (it would otherwise wait forever) and
     the answer is 503: submit it again when ``/readyz`` is green.
     """
     try:
         job.check_limits(services.settings.max_entities_per_job)
+        check_submission(services.settings, job, lambda: [(r.name, r.sources) for r in services.graph.relation_pool()])
     except InvalidInputError as e:
         return invalid(e.field, e.reason)
+    except ModelNotTrainedError as e:
+        return JSONResponse({"detail": str(e)}, status_code=status.HTTP_409_CONFLICT)
     created = services.jobs.create(job)
     from workers.app import enqueue_job
 

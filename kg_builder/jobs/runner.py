@@ -204,7 +204,7 @@ def run_job(
                 return _final(jobs, job_id)
             before = _usage(meter)
             try:
-                _run_batch(job_id, batch, pipeline, snapshot, store, jobs, plan_notes)
+                _run_batch(job_id, batch, pipeline, snapshot, store, jobs, plan_notes, interrupts)
             finally:
                 _record_usage(jobs, job_id, before, _usage(meter))
         finished = True
@@ -264,13 +264,14 @@ def _run_batch(
     store: GraphStore,
     jobs: JobStore,
     plan_notes: Sequence[str] = (),
+    interrupts: tuple[type[BaseException], ...] = (),
 ) -> None:
     runs: list[tuple[int, EntityRun]] = []
     outcomes: list[EntityOutcome] = []
     for position, entity in batch:
         try:
             run = pipeline.run(entity)
-        except RetryableError:
+        except (RetryableError, *interrupts):  # the job's business, not this entity's
             raise
         except Exception as e:
             if not isinstance(e, (InvalidInputError, LLMError)):

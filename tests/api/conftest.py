@@ -4,7 +4,10 @@ and a tiny graph to browse."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -73,6 +76,16 @@ def seed_graph(store: GraphStore) -> None:
             )
         ]
     )
+
+
+@pytest.fixture
+def zoo_models(tmp_path, zoo_home) -> Path:
+    """The session's trained zoo models under the apps' home (hard links: fast, and a document post
+    replaces the retriever folder instead of writing into the shared files), so that submit-time
+    checks accept jobs for ``zoo``."""
+    home = tmp_path / "home"
+    shutil.copytree(zoo_home / "models", home / "models", copy_function=os.link)
+    return home
 
 
 @pytest.fixture

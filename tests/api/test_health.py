@@ -50,7 +50,7 @@ def test_readyz_is_200_when_everything_answers(make_client, store, broker_home, 
     assert response.json() == {"status": "ok", "checks": {"graph": "ok", "broker": "ok", "jobs": "ok"}}
 
 
-def test_metrics_report_jobs_by_status_durations_and_triples(make_client):
+def test_metrics_report_jobs_by_status_durations_and_triples(make_client, zoo_models):
     client = make_client()
     jobs = client.app.state.services.jobs
     ids = [
@@ -63,9 +63,16 @@ def test_metrics_report_jobs_by_status_durations_and_triples(make_client):
     jobs.record_batch(
         ids[0], [EntityOutcome(0, generated=5, kept=2)], BatchCounts(new=1, merged=1, triples_written=2)
     )
+    from kg_builder.jobs import JobUsage
+
+    jobs.add_usage(ids[0], JobUsage(prompt_tokens=70, completion_tokens=20, calls=3))
     jobs.finish(ids[0])
     client.post(f"/v1/jobs/{ids[1]}/cancel")
+    usage = client.get(f"/v1/jobs/{ids[0]}").json()["usage"]
+    assert usage == {"prompt_tokens": 70, "completion_tokens": 20, "total_tokens": 90, "calls": 3}
     text = client.get("/metrics").text
+    assert 'kgforge_llm_tokens_total{kind="prompt"} 70.0' in text
+    assert 'kgforge_llm_tokens_total{kind="completion"} 20.0' in text and "kgforge_llm_calls_total 3.0" in text
     assert 'kgforge_jobs{status="succeeded"} 1.0' in text and 'kgforge_jobs{status="queued"} 1.0' in text
     assert 'kgforge_jobs{status="cancelled"} 1.0' in text
     assert "kgforge_triples_written_total 2.0" in text

@@ -10,7 +10,10 @@ import pytest
 from kg_builder.errors import ConfigError
 from kg_builder.jobs import JobStatus
 
-from .conftest import GOOD_KEY, RecordingCelery  # noqa: F401  (loaded by pytest, imported for the names)
+from .conftest import GOOD_KEY, RecordingCelery, seed_graph  # noqa: F401  (loaded by pytest, imported for the names)
+
+# Jobs for `zoo` pass the submit-time model check with the session's trained zoo models.
+pytestmark = pytest.mark.usefixtures("zoo_models")
 
 INJECTIONS = [
     "Robert'); MATCH (n) DETACH DELETE n; //",
@@ -198,18 +201,24 @@ def test_malformed_json_is_a_422_not_a_500(make_client):
     assert response.status_code == 422
 
 
-def test_injection_strings_are_stored_literally(make_client):
-    client = make_client()
+def test_injection_strings_are_stored_literally(make_client, store):
+    seed_graph(store)
+    client = make_client(graph=store)
     entities = [{"name": s, "type": s[:100], "description": s} for s in INJECTIONS]
-    response = client.post(
-        "/v1/jobs", json={"entities": entities, "domain": "zoo", "options": {"relations": INJECTIONS}}
-    )
+    response = client.post("/v1/jobs", json={"entities": entities, "domain": "zoo"})
     assert response.status_code == 202, response.text
     job = client.get(f"/v1/jobs/{response.json()['id']}").json()
     assert [e["name"] for e in job["entities"]] == INJECTIONS
-    assert job["options"]["relations"] == INJECTIONS
     stored = client.app.state.services.jobs.submission(job["id"])
     assert [(e.name, e.type, e.description) for e in stored.entities] == [(s, s[:100], s) for s in INJECTIONS]
+    # as relation names they are checked against the relation pool (as data) and refused, naming the field
+    refused = client.post("/v1/jobs", json={"entities": [{"name": "cat"}], "domain": "zoo",
+                                            "options": {"relations": ["eats", *INJECTIONS]}})
+    assert refused.status_code == 422, refused.text
+    detail = refused.json()["detail"][0]
+    assert detail["loc"] == ["body", "options", "relations"] and INJECTIONS[0] in detail["msg"]
+    assert "'eats'" not in detail["msg"]
+    assert store.counts().total_nodes > 0  # nothing was deleted
 
 
 def test_a_job_that_cannot_be_enqueued_is_failed_and_answered_503(make_client):

@@ -13,6 +13,7 @@ import pytest
 from kg_builder.errors import DatabaseUnavailableError, InvalidInputError
 from kg_builder.jobs import JobStatus, JobStore, JobSubmission, run_job
 from kg_builder.jobs import runner as runner_module
+from kg_builder.jobs.lease import make_owner
 from kg_builder.pipeline import KnowledgePipeline, PipelineOptions, SourceEntity
 from kg_builder.settings import Settings
 
@@ -197,3 +198,68 @@ def test_llm_timeouts_and_429_degrade_to_offline_and_never_hang(settings, jobs, 
     assert any("summary" in n for n in notes) and any("relation filter" in n for n in notes)
     sources = [s for t in store.export_triples() if t.job_id == job_id for s in t.sources or []]
     assert sources and not any(s.startswith("llm:") for s in sources)  # offline generators only
+
+
+def test_a_live_lease_elsewhere_prevents_a_double_run_and_an_expired_one_is_taken_over(settings, jobs, store):
+    import sqlite3
+
+    zoo_helpers.import_zoo(store)
+    job_id = submit(jobs)
+    first = "other-host.example:4242:first-delivery"  # a worker on another machine, heartbeating
+    assert jobs.claim(job_id, first).claimed
+    before = jobs.get(job_id)
+
+    job = run_job(job_id, settings, store=store, jobs=jobs, owner=make_owner("second-delivery"))
+    assert job.status is JobStatus.running and job.owner == first and job.attempts == 1
+    assert jobs.get(job_id).model_dump() == before.model_dump()  # not touched
+    assert not job_triples(store, job_id)  # nothing written
+
+    with sqlite3.connect(jobs.path) as conn:  # the first worker stops heartbeating
+        conn.execute("UPDATE jobs SET heartbeat = heartbeat - ? WHERE id=?", (settings.job_lease_s + 1, job_id))
+    job = run_job(job_id, settings, store=store, jobs=jobs, owner=make_owner("third-delivery"))
+    assert job.status is JobStatus.succeeded and job.attempts == 2 and job.worker_deaths == 1
+    assert job.progress.done == 3 and job.owner is None and job_triples(store, job_id)
+
+
+def test_two_deliveries_at_once_run_each_entity_once(settings, jobs, store, monkeypatch):
+    import threading
+
+    zoo_helpers.import_zoo(store)
+    job_id = submit(jobs)
+    seen: list[str] = []
+    original = KnowledgePipeline.run
+
+    def run(self, entity):
+        seen.append(entity.name)
+        return original(self, entity)
+
+    monkeypatch.setattr(KnowledgePipeline, "run", run)
+    start = threading.Barrier(2)
+    results = []
+
+    def deliver(i: int) -> None:
+        start.wait()
+        results.append(run_job(job_id, settings, store=store, jobs=jobs, owner=make_owner(f"delivery-{i}")))
+
+    threads = [threading.Thread(target=deliver, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert sorted(r.status.value for r in results) == ["running", "succeeded"]  # one ran, one stood back
+    assert sorted(seen) == sorted(e.name for e in ENTITIES)
+    job = jobs.get(job_id)
+    assert job.status is JobStatus.succeeded and job.attempts == 1 and job.worker_deaths == 0
+
+
+def test_llm_tokens_and_calls_are_added_to_the_job(settings, jobs, store, double, make_llm):
+    zoo_helpers.import_zoo(store)
+    double.malformed("not JSON", usage=(7, 2), times=500)  # every answer spends 7 + 2 tokens
+    llm = make_llm(max_retries=0, max_output_retries=0)
+    options = OPTIONS.model_copy(update={"use_llm": True, "generators": ["graph", "corpus", "llm"], "llm_samples": 1})
+    job_id = submit(jobs, entities=ENTITIES[:2], options=options)
+    job = run_job(job_id, settings, store=store, jobs=jobs, llm=llm)
+    calls = len(double.requests)
+    assert job.status is JobStatus.succeeded and calls > 0
+    assert job.usage.model_dump() == {"prompt_tokens": 7 * calls, "completion_tokens": 2 * calls,
+                                      "total_tokens": 9 * calls, "calls": calls}
