@@ -166,8 +166,14 @@ def reranker_command(
     range_negatives: int = typer.Option(1, "--range-negatives", min=0,
                                         help="Same-relation tails that are not known true, per true triple."),
     max_minutes: float = typer.Option(30.0, "--max-minutes", min=0.01, help="Wall-clock cap of the training loop."),
-    rank_queries: int = typer.Option(200, "--rank-queries", min=0,
-                                     help="Dev triples in the top-10 rerank report (0: skip it)."),
+    freeze_layers: int = typer.Option(3, "--freeze-layers", min=0,
+                                      help="Lower MiniLM layers kept frozen (with the embeddings)."),
+    dev_triples: int = typer.Option(300, "--dev-triples", min=1,
+                                    help="Dev triples (+ one corrupted and one hard negative each) for the "
+                                         "threshold and accuracies."),
+    rank_queries: int = typer.Option(100, "--rank-queries", min=0,
+                                     help="Of those, triples in the top-10 rerank report (0: skip it)."),
+    threads: int | None = typer.Option(None, min=1, help="torch threads (default: 1 when the machine is busy)."),
     seed: int = typer.Option(13),
     name: str | None = typer.Option(None, help="Model name (default: reranker-<dataset>)."),
     data_dir: Path | None = DataDirOption,
@@ -184,6 +190,7 @@ def reranker_command(
         result = train_reranker(dataset=records, settings=settings, epochs=epochs, batch_size=batch_size, lr=lr,
                                 negatives=negatives, hard_negatives_per_positive=hard_negatives,
                                 range_negatives_per_positive=range_negatives, max_minutes=max_minutes,
+                                freeze_layers=freeze_layers, threads=threads, dev_triples=dev_triples,
                                 rank_queries=rank_queries, seed=seed, name=name, progress=update)
     if json_out:
         print_json(result.as_dict())
