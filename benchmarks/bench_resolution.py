@@ -332,6 +332,7 @@ def score(cases: list[Case], plan: list[list[int]], results: list[tuple[list[str
     has_node: set[str] = set()  # entities that have a node (imported or created)
     totals: Counter = Counter()
     by_kind: dict[str, Counter] = defaultdict(Counter)
+    by_domain: dict[str, Counter] = defaultdict(Counter)
     examples: dict[str, list] = defaultdict(list)
     for batch in plan:
         created_now = []
@@ -350,6 +351,7 @@ def score(cases: list[Case], plan: list[list[int]], results: list[tuple[list[str
             owner.setdefault(node, truth)
             totals[outcome] += 1
             by_kind[cases[i].kind][outcome] += 1
+            by_domain[cases[i].domain][outcome] += 1
             if outcome == "duplicate" and len(examples["duplicate"]) < 8:
                 examples["duplicate"].append([cases[i].domain, cases[i].name, truth])
         for i in batch:
@@ -360,6 +362,7 @@ def score(cases: list[Case], plan: list[list[int]], results: list[tuple[list[str
             outcome = "correct_merge" if landed == {cases[i].truth} else "wrong_merge"
             totals[outcome] += 1
             by_kind[cases[i].kind][outcome] += 1
+            by_domain[cases[i].domain][outcome] += 1
             if outcome == "wrong_merge" and len(examples["wrong_merge"]) < 12:
                 examples["wrong_merge"].append([cases[i].domain, cases[i].name, cases[i].type, cases[i].truth,
                                                 sorted(ids)[:3]])
@@ -374,6 +377,7 @@ def score(cases: list[Case], plan: list[list[int]], results: list[tuple[list[str
         "correct_new": totals["correct_new"],
         "merge_precision": totals["correct_merge"] / merges if merges else None,
         "by_kind": {k: dict(v) for k, v in sorted(by_kind.items())},
+        "by_domain": {k: dict(v) for k, v in sorted(by_domain.items())},
         "examples": dict(examples),
     }
 

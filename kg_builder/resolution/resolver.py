@@ -16,7 +16,9 @@ creates belong to its domain. Order of evidence for one candidate (name, optiona
    ``inflection_threshold`` into a lower-case (common-noun) name, and ``proper_threshold`` into
    a name with capitals: proper names do not inflect ("Aliens" is another film than "Alien",
    "Queens" another place than "Queen"; MiniLM scores both pairs 0.83-0.86, higher than "humans"
-   to "human", 0.62, so only the form of the stored name tells them apart);
+   to "human", 0.62, so only the form of the stored name tells them apart). A plural with a sense
+   of its own ("goods", "customs", "news": :data:`~kg_builder.resolution.variants.PLURAL_SENSES`)
+   never merges into its singular;
 5. **embedding**: the nearest name of the domain in a name index (``name_index``) at or above
    ``threshold``;
 6. **new**: a node with the deterministic id ``{namespace}:{key_part(name)}[:{type}]`` (the
@@ -50,7 +52,7 @@ from pydantic import BaseModel
 import cypher
 from kg_builder.errors import DatabaseError, InvalidInputError
 from kg_builder.models.encoder import TextEncoder
-from kg_builder.resolution.variants import STOPWORDS, name_variants, same_words
+from kg_builder.resolution.variants import STOPWORDS, distinct_plural, name_variants, same_words
 from kg_builder.store import GraphStore, NodeWrite, schema
 from kg_builder.store.schema import ENTITY
 
@@ -261,10 +263,10 @@ class EntityResolver:
             Jordans" into "Air Jordan" (0.94) and keeps "cell membrane" (0.71 to "cell") apart.
         variant_threshold: minimum cosine for a variant with the same content words in another
             order or with other function words (step 4).
-        inflection_threshold: minimum cosine for a changed word form into a lower-case name: 0.45
-            keeps "news"/"new" (0.37), "goods"/"good" (0.34), "customs"/"custom" (0.40) apart and
-            merges "findings" (0.49), "humans" (0.62), "symptoms" (0.74). MiniLM is a weak judge
-            here: it cannot tell "glasses" from "glass" (0.74); the benchmark counts such merges.
+        inflection_threshold: minimum cosine for a changed word form into a lower-case name. MiniLM
+            is a weak judge of plurals: "scarcities"/"scarcity" (0.37) and "news"/"new" (0.37)
+            score alike, so the bar (0.3) only catches gross mismatches and the list of plurals
+            with a sense of their own keeps "news", "goods", "customs" apart.
         proper_threshold: the same into a name with capitals (0.9: "Air Jordans" to "Air
             Jordan" 0.94 merges, "Aliens" to "Alien" 0.86 does not).
     """
@@ -272,7 +274,7 @@ class EntityResolver:
     def __init__(self, store: GraphStore, *, domain: str | None = None, label: str = ENTITY,
                  namespace: str | None = None, name_index: NeighbourIndex | None = None,
                  encoder: TextEncoder | None = None, threshold: float = 0.9, variant_threshold: float = 0.6,
-                 inflection_threshold: float = 0.45, proper_threshold: float = 0.9):
+                 inflection_threshold: float = 0.3, proper_threshold: float = 0.9):
         if domain is not None and (not isinstance(domain, str) or not _DOMAIN.match(domain)):
             raise InvalidInputError("domain", f"{domain!r} is not a dataset name (letters, digits, underscores)")
         self.store = store
@@ -291,6 +293,8 @@ class EntityResolver:
         name or alias, ``other_name`` its surface form)."""
         if same_words(norm, other):
             return self.variant_threshold
+        if distinct_plural(norm, other):
+            return float("inf")
         if other_name is not None and other_name != other_name.lower():
             return self.proper_threshold
         return self.inflection_threshold

@@ -40,8 +40,8 @@ def _singulars(word: str) -> set[str]:
         out.add(word[:-3] + "y")
     if word.endswith(("ses", "xes", "zes", "ches", "shes")):
         out.add(word[:-2])
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        out.add(word[:-1])
+    if word.endswith("s") and not word.endswith("ss"):
+        out.add(word[:-1])  # also "virus" -> "viru": a lookup that finds nothing costs nothing
     return out
 
 
@@ -128,9 +128,27 @@ def single_word_inflection(norm: str, other: str) -> bool:
     return len(a) == 1 and len(b) == 1 and a != b
 
 
+# Plurals with a sense of their own (pluralia tantum and plural senses): "goods" are not "good",
+# "customs" is not "custom". MiniLM cannot tell these from ordinary plurals ("news"/"new" 0.37,
+# "scarcities"/"scarcity" 0.37), so a list decides. General English, not tuned on any dataset.
+PLURAL_SENSES = frozenset({
+    "arms", "belongings", "clothes", "customs", "damages", "earnings", "glasses", "goods", "grounds",
+    "headquarters", "letters", "manners", "means", "news", "odds", "outskirts", "pains", "premises",
+    "quarters", "remains", "riches", "savings", "scissors", "series", "spirits", "species", "surroundings",
+    "thanks", "troops", "wages", "works", "spectacles", "minutes", "forces", "papers", "colors", "colours",
+})
+
+
+def distinct_plural(norm: str, other: str) -> bool:
+    """True when the words the two names do not share include a plural with a sense of its own."""
+    a, b = set(norm.split()), set(other.split())
+    return bool((a ^ b) & PLURAL_SENSES)
+
+
 def same_words(norm: str, other: str) -> bool:
     """True when the two names have the same content words (only order or function words differ)."""
     return sorted(w for w in norm.split() if w not in STOPWORDS) == sorted(w for w in other.split() if w not in STOPWORDS)
 
 
-__all__ = ["MAX_VARIANTS", "STOPWORDS", "lemma", "name_variants", "same_words", "single_word_inflection"]
+__all__ = ["MAX_VARIANTS", "PLURAL_SENSES", "STOPWORDS", "distinct_plural", "lemma", "name_variants", "same_words",
+           "single_word_inflection"]
