@@ -19,8 +19,9 @@ most a torn last row, which the next writer cuts off. A changed encoder (another
 maximum length) makes the index stale: it is emptied and built again on the next
 :meth:`ensure_built`.
 
-Search is an exact dot product in NumPy. Measured on this machine (2 shared cores):
-WN18RR's 40,943 rows x 384 take about 10 ms per query, so no ANN library is needed at the sizes of
+Search is an exact dot product in NumPy. Measured on the dev machine (2 cores shared by several
+jobs, load average about 17): 40,943 rows x 384 (WN18RR's size) take 33-57 ms per query, 200,000
+rows 31-94 ms, against seconds for the rest of a job, so no ANN library is needed at the sizes of
 the datasets here; a domain with millions of entities would want FAISS or hnswlib behind
 :meth:`search`.
 
@@ -234,7 +235,12 @@ class EntityIndex:
         if vectors.ndim != 2 or vectors.shape[0] != len(ids):
             raise InvalidInputError("vectors", f"must be [{len(ids)}, dim], got {list(vectors.shape)}")
         with self._lock, self._writing():
-            keep = [n for n, i in enumerate(ids) if i not in self._positions and i not in ids[:n]]
+            seen: set[str] = set()
+            keep = []
+            for n, node_id in enumerate(ids):
+                if node_id not in self._positions and node_id not in seen:
+                    seen.add(node_id)
+                    keep.append(n)
             if keep:
                 self._append([ids[n] for n in keep], vectors[keep])
             return len(keep)
