@@ -263,10 +263,10 @@ class EntityResolver:
             Jordans" into "Air Jordan" (0.94) and keeps "cell membrane" (0.71 to "cell") apart.
         variant_threshold: minimum cosine for a variant with the same content words in another
             order or with other function words (step 4).
-        inflection_threshold: minimum cosine for a changed word form into a lower-case name. MiniLM
-            is a weak judge of plurals: "scarcities"/"scarcity" (0.37) and "news"/"new" (0.37)
-            score alike, so the bar (0.3) only catches gross mismatches and the list of plurals
-            with a sense of their own keeps "news", "goods", "customs" apart.
+        inflection_threshold: minimum cosine for a changed word form into a lower-case name;
+            off by default (0.0). MiniLM cannot judge plurals: "ironies"/"irony" and
+            "scarcities"/"scarcity" (0.37) score as low as "news"/"new" (0.37) and "goods"/"good"
+            (0.34), so the list of plurals with a sense of their own decides instead.
         proper_threshold: the same into a name with capitals (0.9: "Air Jordans" to "Air
             Jordan" 0.94 merges, "Aliens" to "Alien" 0.86 does not).
     """
@@ -274,7 +274,7 @@ class EntityResolver:
     def __init__(self, store: GraphStore, *, domain: str | None = None, label: str = ENTITY,
                  namespace: str | None = None, name_index: NeighbourIndex | None = None,
                  encoder: TextEncoder | None = None, threshold: float = 0.9, variant_threshold: float = 0.6,
-                 inflection_threshold: float = 0.3, proper_threshold: float = 0.9):
+                 inflection_threshold: float = 0.0, proper_threshold: float = 0.9):
         if domain is not None and (not isinstance(domain, str) or not _DOMAIN.match(domain)):
             raise InvalidInputError("domain", f"{domain!r} is not a dataset name (letters, digits, underscores)")
         self.store = store

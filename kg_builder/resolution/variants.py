@@ -140,9 +140,12 @@ PLURAL_SENSES = frozenset({
 
 
 def distinct_plural(norm: str, other: str) -> bool:
-    """True when the words the two names do not share include a plural with a sense of its own."""
-    a, b = set(norm.split()), set(other.split())
-    return bool((a ^ b) & PLURAL_SENSES)
+    """True when the two names are one content word each and one of them is a plural with a sense
+    of its own ("goods" / "good"). Inside longer names the plural keeps its plain sense ("police
+    works" are police work)."""
+    a = [w for w in norm.split() if w not in STOPWORDS]
+    b = [w for w in other.split() if w not in STOPWORDS]
+    return len(a) == 1 and len(b) == 1 and bool({a[0], b[0]} & PLURAL_SENSES)
 
 
 def same_words(norm: str, other: str) -> bool:
