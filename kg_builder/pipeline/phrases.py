@@ -36,9 +36,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Literal
 
 from kg_builder.retrieval.utility import normalise_tokens
+
+
+def _words(text: str) -> frozenset[str]:
+    """A word list written as one whitespace-separated string."""
+    return frozenset(text.split())
+
 
 Pattern = Literal["chunk", "of", "list", "paren", "attribute", "number"]
 
@@ -48,7 +55,7 @@ _TOKEN = re.compile(
     r"|(?P<word>[^\W\d_](?:[\w]|[-'’](?=\w))*)"
     r"|(?P<punct>[^\w\s])")
 
-FUNCTION_WORDS = frozenset("""
+FUNCTION_WORDS = _words("""
 a an the this that these those there here it its it's they them their theirs he him his she her hers we us our
 ours you your yours i me my mine who whom whose which what whatever whichever where when why how
 and or nor but if then else than because since while whereas although though unless until so yet also
@@ -70,42 +77,42 @@ required show shows shown showed help helps helped keep keeps kept get gets got 
 regard regarded defined define defines according due able unable often usually sometimes always never
 generally typically mainly mostly especially particularly well however thus therefore hence e.g. i.e. etc.
 inside outside even almost further whether either yet still already again instead respectively unclear
-""".split())
+""")
 
 #: Common verbs in their base, -s and past forms. Without a tagger "viruses cause diseases" is one
 #: run of content words; these split it. Many are nouns too ("cause", "form", "spread"), so right
 #: after a determiner ("the cause", "its spread") they stay content.
-COMMON_VERBS = frozenset(f"{verb}{ending}" for verb in """
+COMMON_VERBS = frozenset(f"{verb}{ending}" for verb in _words("""
 cause affect hold act arise vary die spread live grow treat infect invade enter attack carry feed exist differ
 depend result begin end follow reach form play change increase decrease reduce prevent protect surround encode
 replicate reproduce evolve express release bind block inhibit regulate control stimulate support develop
 create build move remove add connect link lack share belong relate represent indicate suggest cover serve
 work run come go turn look emerge survive kill destroy damage injure transmit produce secrete absorb
 digest convert transform consume eat drink breathe infest inhabit occupy own manage operate perform
-""".split() for ending in ("", "s", "es", "ed", "d")) | frozenset("""
+""") for ending in ("", "s", "es", "ed", "d")) | _words("""
 held arose grew began ran came went fed ate drank built spread bound led
-""".split())
-_DETERMINER_BEFORE_NOUN = frozenset("the a an this that these those its their his her our your my each every".split())
+""")
+_DETERMINER_BEFORE_NOUN = _words("the a an this that these those its their his her our your my each every")
 
 #: Dropped as modifiers, kept when capitalised inside a sentence ("New Guinea", "Great Britain").
-VAGUE_MODIFIERS = frozenset("""
+VAGUE_MODIFIERS = _words("""
 new old great large small big little good bad main major minor common high low long short early late
 whole full general specific similar related particular important usual possible known simple complex
-""".split())
+""")
 
 #: Heads that say "a kind / amount / part of": alone they are not entities; "X of Y" marks Y.
-GENERIC_HEADS = frozenset("""
+GENERIC_HEADS = _words("""
 type types kind kinds form forms sort sorts part parts number numbers group groups member members
 example examples way ways case cases thing things lot lots variety varieties class classes set sets
 amount amounts piece pieces portion series collection range aspect aspects feature features term terms
 name names word words sense use uses fact facts time times year years area areas field fields order
 means process result results state level levels system something anything everything nothing
 someone anyone everyone instance instances majority minority deal rest
-""".split())
+""")
 
 _ADJ_SUFFIXES = ("ous", "ful", "less", "able", "ible", "ive", "ic", "al")
 #: Nouns with an adjective-like ending (they may head a phrase).
-_NOUNS_WITH_ADJ_SUFFIX = frozenset("""
+_NOUNS_WITH_ADJ_SUFFIX = _words("""
 material materials animal animals chemical chemicals signal signals hospital hospitals individual individuals
 mineral minerals capital journal metal metals crystal crystals festival rival arrival approval proposal
 trial trials canal terminal principal criminal manual ritual interval total mammal mammals cereal meal
@@ -117,28 +124,28 @@ relative relatives objective derivative derivatives sedative preservative additi
 explosive explosives native natives detective representative alternative initiative executive olive
 olives hive archive motive adhesive contraceptive sedatives
 table cable fable stable vegetable vegetables bible variable variables constable
-""".split())
-_PARTICIPLE_NOUNS = frozenset("""
+""")
+_PARTICIPLE_NOUNS = _words("""
 building buildings bleeding clothing signaling signalling screening training learning feeling feelings
 meeting painting paintings processing swelling wedding morning evening ring spring string strings thing
 things king wing wings sibling siblings seedling seedlings pudding ceiling offspring bed seed seeds need
 needs speed feed breed weed shed hundred kindred creed reed steed sled
-""".split())
+""")
 _LIST_TRIGGERS = (("such", "as"), ("including",), ("e.g.",), ("for", "example"), ("for", "instance"),
                   ("especially",), ("notably",))
 _LIST_GLUE = frozenset({",", "and", "or", "the", "a", "an", "as", "well"})
-_UNITS = frozenset("""
+_UNITS = _words("""
 mm cm m km kg g mg µg mcg ml l oz lb lbs inch inches ft feet foot yard yards mile miles pound pounds
 gb mb tb kb ghz mhz hz w kw v mah hours hour minutes minute seconds second days day weeks week months
 month years year percent % species people cases patients genes proteins cells
-""".split())
+""")
 #: The next word is a verb: after a modal ("can infect"), or after a pronoun subject when a
 #: determiner or preposition follows it ("which surrounds and protects", "they carry the").
-_BEFORE_VERB = frozenset("can cannot could may might must shall should will would does did do not to".split())
-_SUBJECTS = frozenset("he she it they we i you who which that".split())
-_AFTER_VERB = frozenset("""the a an this these those their its his her our all some and or by in into to with
-from on at as them it him her us me""".split())
-_DETERMINERS = frozenset("the a an this these those their its his her our all some them it him us me".split())
+_BEFORE_VERB = _words("can cannot could may might must shall should will would does did do not to")
+_SUBJECTS = _words("he she it they we i you who which that")
+_AFTER_VERB = _words("""the a an this these those their its his her our all some and or by in into to with
+from on at as them it him her us me""")
+_DETERMINERS = _words("the a an this these those their its his her our all some them it him us me")
 _ROMAN = re.compile(r"^(?:[ivxlcdm]+|[a-z])$")
 _ATTRIBUTE = re.compile(r"(?:^|[\n|;•]|\.\s)\s*(?P<key>[A-Z][\w ]{1,24}?)\s*:\s*(?P<value>[^\n|;:.,]{1,60})")
 
@@ -317,7 +324,7 @@ def noun_phrases(text: str, *, max_tokens: int = 4) -> list[Phrase]:
         if phrase is not None:
             out.append(phrase)
     # "X of Y": Y after a generic head, the whole span otherwise
-    for (s1, e1), (s2, e2) in zip(chunks, chunks[1:], strict=False):
+    for (s1, e1), (s2, e2) in pairwise(chunks):
         between = lowers[e1:s2]
         if not between or between[0] != "of" or any(w not in {"of", "the", "a", "an"} for w in between):
             continue

@@ -61,9 +61,10 @@ def test_a_disease_named_in_the_document_becomes_a_new_typed_target_after_the_kn
     # mention path unchanged: measles and pneumonia are in the range; hepatitis is already known
     assert {p.target_id for p in known} == {"med:measles", "med:pneumonia"}
     assert [p.rank for p in known] == [1, 2]
-    assert new and new[0].target_name == "influenza" and new[0].rank == 3
+    # new entities rank after the mention path's budget (k = 5), best first
+    assert new and new[0].target_name == "influenza" and new[0].rank == 6
     assert new[0].target_type == "disease" and new[0].evidence == ["doc:virus"]
-    assert [p.rank for p in new] == list(range(3, 3 + len(new))) and len(new) <= 2
+    assert [p.rank for p in new] == list(range(6, 6 + len(new))) and len(new) <= 2
     assert all(p.generator == "corpus" for p in proposals)
 
 
