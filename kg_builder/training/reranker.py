@@ -183,6 +183,9 @@ def _dev_report(model: TripleCrossEncoder, dataset: Dataset, dev: list[TripleRec
                                               np.r_[np.ones(len(pos)), np.zeros(len(cor))], threshold),
         "dev_accuracy_hard": accuracy_at(np.concatenate([pos, hard]),
                                          np.r_[np.ones(len(pos)), np.zeros(len(hard))], threshold),
+        # threshold-free: does the logit order true triples above each kind of negative?
+        "dev_auc_corrupted": _auc(pos, cor),
+        "dev_auc_hard": _auc(pos, hard),
         "dev_counts": {"true": len(sample), "corrupted": len(corrupted), "hard": len(mined)},
     }
     if rank_queries > 0:
@@ -191,6 +194,15 @@ def _dev_report(model: TripleCrossEncoder, dataset: Dataset, dev: list[TripleRec
                                 seed=seed)
         report["dev_rerank"] = rerank.as_dict()
     return report
+
+
+def _auc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """ROC AUC of positives against negatives (ties count half); NaN when either is empty."""
+    if len(positives) == 0 or len(negatives) == 0:
+        return float("nan")
+    above = (positives[:, None] > negatives[None, :]).mean()
+    ties = (positives[:, None] == negatives[None, :]).mean()
+    return float(above + 0.5 * ties)
 
 
 def _threads(threads: int | None) -> int:
@@ -348,7 +360,8 @@ def _fit(model: TripleCrossEncoder, triples: list[TripleRecord], labels: list[fl
                                 "label": [float(y) for y in labels]})
     steps_per_epoch = math.ceil(len(data) / batch_size)
     planned = max(1, math.ceil(epochs * steps_per_epoch))
-    warmup = max(1, min(100, planned // 10))
+    # a short warm-up: a budget-bound run on a CPU may only get a few hundred steps
+    warmup = max(1, min(20, planned // 10))
     clock = {"start": time.perf_counter()}
     budget = max(seconds, 1.0)
 

@@ -209,7 +209,9 @@ def reranker_command(
         table.add_column("value", justify="right")
         for label, key in (("accuracy, all negatives", "dev_accuracy"),
                            ("accuracy vs corrupted", "dev_accuracy_corrupted"),
-                           ("accuracy vs hard (ComplEx top tails)", "dev_accuracy_hard")):
+                           ("accuracy vs hard (ComplEx top tails)", "dev_accuracy_hard"),
+                           ("ROC AUC vs corrupted", "dev_auc_corrupted"),
+                           ("ROC AUC vs hard", "dev_auc_hard")):
             table.add_row(label, f"{m[key]:.3f}")
         if "dev_rerank" in m:
             r = m["dev_rerank"]

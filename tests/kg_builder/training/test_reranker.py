@@ -113,8 +113,12 @@ def test_threshold_is_the_best_dev_accuracy_over_true_corrupted_and_hard(trained
     assert model.threshold_logit == pytest.approx(best_threshold(scores, labels))
     best = max(((scores > t) == labels).mean() for t in np.r_[scores - 1e-6, scores + 1e-6])
     assert result.metrics["dev_accuracy"] == pytest.approx(best)
-    for key in ("dev_accuracy_corrupted", "dev_accuracy_hard"):
-        assert 0.0 <= result.metrics[key] <= 1.0
+    pos, hard_scores = scores[:len(dev)], scores[len(dev) + len(corrupted):]
+    pairs = [(p > n) + 0.5 * (p == n) for p in pos for n in hard_scores]
+    assert result.metrics["dev_auc_hard"] == pytest.approx(np.mean(pairs))
+    assert result.metrics["dev_accuracy_hard"] == pytest.approx(
+        np.mean(np.r_[pos > model.threshold_logit, hard_scores <= model.threshold_logit]))
+    assert 0.0 <= result.metrics["dev_accuracy_corrupted"] <= 1.0
     rerank = result.metrics["dev_rerank"]
     assert rerank["queries"] == 2 and rerank["k"] == 10
     assert 0 < rerank["first_stage_mrr"] <= 1 and 0 < rerank["combined_mrr"] <= 1
