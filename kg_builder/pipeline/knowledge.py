@@ -30,7 +30,7 @@ from kg_builder.models.encoder import TextEncoder
 from kg_builder.retrieval.entity_index import EntityIndex
 from kg_builder.retrieval.hybrid import Hit, HybridRetriever
 from kg_builder.retrieval.summarise import ExtractiveSummariser
-from kg_builder.retrieval.utility import UtilityReranker
+from kg_builder.retrieval.utility import UtilityReranker, fact_text, knowledge_query
 
 from .snapshot import EntityInfo, GraphSnapshot
 
@@ -151,14 +151,16 @@ class KnowledgeBuilder:
     def _documents(self, entity: EntityInfo, knowledge: Knowledge) -> None:
         if self.retriever is None or not len(self.retriever.corpus):
             return
-        query = entity.name if not entity.description else f"{entity.name} {entity.description[:200]}"
+        # S's knowledge, not only its name: description and known facts (the query the utility
+        # model was trained with, kg_builder.retrieval.utility.knowledge_query).
+        query = knowledge_query(entity.text(), [fact_text(*triple) for triple in knowledge.structural])
         hits = self.retriever.run(query, k=self.candidates).hits
         if self.use_utility and self.utility is not None:
             native = self.snapshot.native(entity.id)
             known = {n for e in self.snapshot.out_edges(entity.id) + self.snapshot.in_edges(entity.id)
                      for n in (self.snapshot.native(e.head), self.snapshot.native(e.tail)) if n and n != native}
             ranked = self.utility.run(entity.name, hits, entity_id=native if knowledge.in_graph else None,
-                                      known_neighbours=known)
+                                      known_neighbours=known, query=query)
             hits = [r.hit for r in ranked.hits]
             knowledge.document_utility = {r.doc_id: r.utility for r in ranked.hits[: self.documents]}
             knowledge.ranking = "utility"
