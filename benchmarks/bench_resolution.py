@@ -48,6 +48,7 @@ import platform
 import random
 import re
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -69,7 +70,7 @@ from kg_builder.store import GraphStore, schema
 from kg_builder.store.embedded import EmbeddedDatabase, free_port
 
 REPO = Path(__file__).resolve().parent.parent
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 130)  # whole column names in logs
 
 KG_DOMAINS = ("umls", "wn18rr", "fb15k237")
 ITEM_DOMAINS = ("amazon14_office", "amazon18_games", "amazon18_product_text")
