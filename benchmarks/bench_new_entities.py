@@ -30,6 +30,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from kg_builder.datasets import load_dataset
 from kg_builder.pipeline import GraphSnapshot, KnowledgePipeline, PipelineModels, PipelineOptions
 from kg_builder.pipeline.generators.corpus import CorpusGenerator
@@ -120,6 +122,9 @@ def main() -> None:
 
     # --- protocol 2 -----------------------------------------------------------------------------
     held = sorted(t for t in truth if t[0] in {info.id for info, _, _ in runs})
+    # every entity name embedded once: each held-out graph's range is a subset of these
+    ids = list(graph.entities)
+    name_vectors = dict(zip(ids, corpus.encoder.encode([graph.entities[i].name for i in ids]), strict=True))
     by_head = {info.id: knowledge for info, knowledge, _ in runs}
     strict = loose = proposed = 0
     found = []
@@ -131,6 +136,11 @@ def main() -> None:
         gen = CorpusGenerator(snapshot=reduced, skip_known=True, mentions=corpus.mentions, encoder=corpus.encoder,
                               document_frequency=corpus.document_frequency, corpus_size=corpus.corpus_size,
                               model=corpus.model)
+        for relation_name in (r,):
+            span = reduced.relation_range(relation_name)
+            tails = sorted(span)
+            gen._ranges[relation_name] = (len(span), tails, np.stack([name_vectors[i] for i in tails])
+                                          if tails else np.zeros((0, 1), np.float32))
         candidate = RelationCandidate(relation=r, description=graph.relations.get(r, r), similarity=0.0, prior=0.0,
                                       retrieval_score=0.0)
         new = [p for p in gen.propose(by_head[h], candidate, options.targets_per_generator) if p.target_id is None]
