@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kg_builder.errors import InvalidInputError, KGForgeError
-from kg_builder.retrieval import RRF_K, Corpus, Document, HybridRetriever
+from kg_builder.retrieval import RRF_K, Corpus, DenseIndex, Document, HybridRetriever
 
 
 @pytest.fixture
@@ -88,3 +88,18 @@ def test_indexes_out_of_step_are_refused(retriever, encoder):
 def test_empty_query_is_rejected(retriever):
     with pytest.raises(InvalidInputError, match="query"):
         retriever.run("   ")
+
+
+def test_joined_retriever_searches_both_corpora_without_re_embedding(encoder, tiny_corpus):
+    base = HybridRetriever.build(tiny_corpus, encoder)
+    posted = Corpus([Document(id="api:okapi", text="The okapi is a forest giraffe that eats leaves.", source="api")])
+    dense = DenseIndex(encoder)
+    dense.add(posted.ids, posted.search_texts())
+    joined = base.joined(posted, dense)
+    assert len(joined.corpus) == len(tiny_corpus) + 1 and len(base.corpus) == len(tiny_corpus)
+    assert joined.run("forest giraffe", k=1).doc_ids == ["api:okapi"]
+    assert joined.dense.embeddings[joined.dense.row_of("api:okapi")].tolist() == dense.embeddings[0].tolist()
+    assert joined.run("capital of France", k=1).doc_ids == base.run("capital of France", k=1).doc_ids
+    with pytest.raises(KGForgeError, match="t:paris"):
+        base.joined(Corpus([tiny_corpus.get("t:paris")]), DenseIndex.from_rows(encoder, ["t:paris"],
+                                                                               base.dense.embeddings[:1]))
