@@ -223,7 +223,7 @@ def _threads(threads: int | None) -> int:
 
 
 def train_reranker(*, dataset: Dataset, settings: Settings, epochs: float = 1.0, batch_size: int = 16,
-                   lr: float = 5e-5, negatives: int = 1, hard_negatives_per_positive: int = 1,
+                   lr: float = 2e-4, negatives: int = 1, hard_negatives_per_positive: int = 1,
                    range_negatives_per_positive: int = 1, hard_k: int = 30, max_minutes: float = 30.0,
                    seed: int = 13, name: str | None = None, config: CrossEncoderConfig | None = None,
                    structural: ComplEx | None = None, freeze_layers: int = 3, threads: int | None = None,

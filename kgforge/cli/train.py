@@ -159,7 +159,7 @@ def reranker_command(
     dataset: str = typer.Option(..., "--dataset", help="A KG dataset: umls, wn18rr, fb15k237."),
     epochs: float = typer.Option(1.0, min=0.01, help="Passes over train triples + their negatives."),
     batch_size: int = typer.Option(16, "--batch-size", min=2),
-    lr: float = typer.Option(5e-5, help="AdamW learning rate."),
+    lr: float = typer.Option(2e-4, help="AdamW learning rate (upper layers and head)."),
     negatives: int = typer.Option(1, min=0, help="Corrupted negatives (random head or tail) per true triple."),
     hard_negatives: int = typer.Option(1, "--hard-negatives", min=0,
                                        help="ComplEx's false top tails (the graph generator's) per true triple."),
