@@ -102,11 +102,15 @@ def triples_command(
     data_dir: Path | None = DataDirOption,
     json_out: bool = JsonOption,
 ) -> None:
-    """Triple classification accuracy (true triples vs corrupted ones) with the cross-encoder."""
+    """Triple classification accuracy (true triples vs corrupted ones) with the cross-encoder; also
+    against hard negatives (ComplEx's best false tail) when structural-<dataset> is trained."""
     from kg_builder.datasets import load_dataset
     from kg_builder.errors import DatasetError
-    from kg_builder.evaluation.triples import classify_triples
+    from kg_builder.evaluation.triples import classify_against_hard, classify_triples
     from kg_builder.models.cross_encoder import TripleCrossEncoder
+    from kg_builder.models.saved import ModelNotTrainedError
+    from kg_builder.models.structural import ComplEx
+    from kg_builder.training.reranker import complex_top_tails
 
     settings = load_settings()
     records = load_dataset(dataset, resolve_data_dir(settings, data_dir))
@@ -117,7 +121,15 @@ def triples_command(
         encoder = TripleCrossEncoder.load(name, settings=settings)
         result = classify_triples(encoder.score, dev=records.triples["dev"], evaluated=records.triples[split],
                                   entity_ids=[e.id for e in records.entities], known=records.all_triples(), seed=seed)
-    payload = {"dataset": dataset, "split": split, "model": name, **result.as_dict()}
+        try:
+            structural = ComplEx.load(f"structural-{dataset}", settings=settings)
+        except ModelNotTrainedError:
+            structural = None
+        hard = classify_against_hard(encoder.score, complex_top_tails(structural, k=30), dev=records.triples["dev"],
+                                     evaluated=records.triples[split], known=records.all_triples()) \
+            if structural is not None else None
+    payload = {"dataset": dataset, "split": split, "model": name, **result.as_dict(),
+               "hard": hard.as_dict() if hard else None}
     if json_out:
         print_json(payload)
         return
@@ -125,3 +137,7 @@ def triples_command(
                   f"({result.positives} true + {result.negatives} corrupted; dev accuracy {result.dev_accuracy:.3f}, "
                   f"threshold {result.threshold:.3f})")
     console.print(f"[dim]{result.protocol}[/]")
+    if hard:
+        console.print(f"against hard negatives (structural-{dataset}'s best false tails): accuracy {hard.accuracy:.3f} "
+                      f"({hard.positives} true + {hard.negatives} hard; dev accuracy {hard.dev_accuracy:.3f}, "
+                      f"threshold {hard.threshold:.3f})")

@@ -5,6 +5,7 @@ from kg_builder.datasets import TripleRecord
 from kg_builder.evaluation.triples import (
     accuracy_at,
     best_threshold,
+    classify_against_hard,
     classify_triples,
     corrupt_triples,
     hard_negatives,
@@ -117,3 +118,17 @@ def test_rerank_metrics_oracle_constant_and_cross_fitted_weight():
     assert anti.weight == 0.0 and anti.combined_mrr == pytest.approx(anti.first_stage_mrr)
     shallow = rerank_metrics(dev, first_stage, entities, oracle, known, k=1)
     assert shallow.in_top_k == 0.0 and shallow.reranker_mrr == pytest.approx(shallow.first_stage_mrr)
+
+
+def test_classify_against_hard_uses_the_generators_best_false_tail():
+    dev, evaluated = TRUE[:3], TRUE[3:]
+    top_tails, calls = scripted_top_tails({(f"e{i}", "r"): [f"e{i + 1}", "e0", "e5"] for i in range(5)})
+
+    def oracle(triples):
+        return np.array([1.0 if t in TRUE else 0.0 for t in triples])
+
+    result = classify_against_hard(oracle, top_tails, dev=dev, evaluated=evaluated, known=TRUE)
+    assert result.accuracy == 1.0 and result.positives == 2 and result.negatives == 2
+    assert calls[1] == [("e3", "r"), ("e4", "r")]
+    blind = classify_against_hard(lambda ts: np.zeros(len(ts)), top_tails, dev=dev, evaluated=evaluated, known=TRUE)
+    assert blind.accuracy == pytest.approx(0.5)

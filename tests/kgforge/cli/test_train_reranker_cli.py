@@ -70,6 +70,7 @@ def test_train_reranker_then_evaluate_with_it(tmp_path):
     assert triples.exit_code == 0, triples.stderr
     result = json.loads(triples.stdout)
     assert result["positives"] == 1 and 0.0 <= result["accuracy"] <= 1.0
+    assert result["hard"]["positives"] == 1 and result["hard"]["negatives"] == 1  # ComplEx's best false tail
     kgc = runner.invoke(app, ["eval", "kgc", *data, "--split", "dev", "--rerank", "reranker-umls", "--rerank-k", "3",
                               "--json"], env=env)
     assert kgc.exit_code == 0, kgc.stderr
