@@ -127,7 +127,7 @@ class CorpusGenerator(GeneratorContext):
     max_phrases: int = 40
     max_df_share: float = 0.25
     corpus_size: int = 0
-    _doc_phrases: dict[str, list[Phrase]] = field(default_factory=dict, repr=False)
+    _doc_phrases: dict[tuple[str, int], list[Phrase]] = field(default_factory=dict, repr=False)
     _by_source: dict[tuple[str, tuple[str, ...]], tuple[list[NewPhrase], np.ndarray]] = field(
         default_factory=dict, repr=False)
     _ranges: dict[str, tuple[int, list[str], np.ndarray]] = field(default_factory=dict, repr=False)
@@ -174,11 +174,12 @@ class CorpusGenerator(GeneratorContext):
         return self._name_keys
 
     def _phrases_of(self, doc_id: str, text: str) -> list[Phrase]:
-        if doc_id not in self._doc_phrases:
+        key = (doc_id, hash(text))  # a re-posted document keeps its id and changes its text
+        if key not in self._doc_phrases:
             if len(self._doc_phrases) > 10_000:  # bounded: a long-lived worker sees many documents
                 self._doc_phrases.clear()
-            self._doc_phrases[doc_id] = extract_phrases(text)
-        return self._doc_phrases[doc_id]
+            self._doc_phrases[key] = extract_phrases(text)
+        return self._doc_phrases[key]
 
     def _generic(self, phrase_key: tuple[str, ...], name: str) -> bool:
         if phrase_key[-1] in GENERIC_HEADS or (len(phrase_key) == 1 and len(phrase_key[0]) < 3):
