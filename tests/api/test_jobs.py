@@ -10,7 +10,7 @@ import pytest
 from kg_builder.errors import ConfigError
 from kg_builder.jobs import JobStatus
 
-from .conftest import GOOD_KEY, RecordingCelery, seed_graph  # noqa: F401  (loaded by pytest, imported for the names)
+from .conftest import GOOD_KEY, RecordingCelery, seed_graph
 
 # Jobs for `zoo` pass the submit-time model check with the session's trained zoo models.
 pytestmark = pytest.mark.usefixtures("zoo_models")
