@@ -28,7 +28,14 @@ utility is "names an entity that is a missing neighbour", which is what the corp
 
 Entity-level split: source entities are split into train and test entities; stage 1 is
 cross-fitted (two folds) on the train entities so that stage 2 learns from honest priors.
-Measured numbers are in the README ("Utility model") and in ``kgforge train utility``'s output.
+
+Measured on UMLS (train-split graph, 135 source entities, 40 held out for testing, 30 % of each
+entity's neighbours held out, 20 knowledge-query candidates each, about 55 % useful; seeds 0, 1, 2,
+mean +- std; ``kgforge train utility --dataset umls --seed N``): test P@5 / nDCG@5
+0.795 +- 0.012 / 0.834 +- 0.028 for the utility ranking against 0.710 +- 0.011 / 0.719 +- 0.018
+for counting the entities a document names, 0.512 / 0.498 hybrid similarity, 0.552 / 0.532 dense,
+0.500 / 0.490 BM25 (+0.085 P@5 over mention counting; the previous one-stage regression tied it).
+About 2 minutes per run on the shared 2-core machine under heavy load (index build excluded).
 
 Entry points: :class:`UtilityReranker` (``run(entity_name, hits, ...) -> RerankResult``),
 :func:`knowledge_query` and :func:`train_utility_reranker` (keyword-only, returns
