@@ -41,7 +41,7 @@ from kg_builder.models.encoder import TextEncoder
 from kg_builder.models.relation_classifier import RelationClassifier
 from kg_builder.models.saved import ModelNotTrainedError
 from kg_builder.models.structural import ComplEx
-from kg_builder.resolution import Candidate, EntityResolver
+from kg_builder.resolution import Candidate, EntityIndexNeighbours, EntityResolver
 from kg_builder.retrieval.utility import UtilityReranker
 from kg_builder.settings import Settings
 from kg_builder.store import GraphStore, NodeWrite, TripleWrite
@@ -346,7 +346,9 @@ class KnowledgePipeline:
         job that must be replayable after a crash passes False (and reads its snapshot with
         ``exclude_job``), so that every entity's result depends only on the graph before the job.
         """
-        resolver = resolver or EntityResolver(store)
+        index = self.snapshot.entity_index(self.models.encoder)
+        resolver = resolver or EntityResolver(store, domain=self.snapshot.domain, encoder=self.models.encoder,
+                                              name_index=EntityIndexNeighbours(index) if index is not None else None)
         report = WriteReport()
         sources_needed = [r.entity for r in runs if r.kept and r.entity.id not in self.snapshot.entities]
         names = [Candidate(name=c.target_name, type=c.target_type) for r in runs for c in r.kept if c.target_id is None]
@@ -356,7 +358,7 @@ class KnowledgePipeline:
         if resolution is not None:
             report.new_nodes, report.merged = resolution.created, resolution.merged
             for e in sources_needed:
-                source_ids[e.id] = resolution.node_id(e.name)
+                source_ids[e.id] = resolution.node_id(e.name, e.type)
             described = [NodeWrite(label=schema.ENTITY, id=source_ids[e.id], description=e.description,
                                    props={"type": e.type} if e.type else {}, job_id=job_id)
                          for e in sources_needed if e.description or e.type]
@@ -366,7 +368,8 @@ class KnowledgePipeline:
         for run in runs:
             head = source_ids.get(run.entity.id, run.entity.id)
             for c in run.kept:
-                tail = c.target_id or (resolution.node_id(c.target_name) if resolution is not None else None)
+                tail = c.target_id or (resolution.node_id(c.target_name, c.target_type)
+                                       if resolution is not None else None)
                 if tail is None or tail == head:
                     continue
                 writes.append(TripleWrite(head=head, relation=c.relation, tail=tail, confidence=float(c.confidence or 0.0),
@@ -375,6 +378,16 @@ class KnowledgePipeline:
                 edges.append(Edge(head, c.relation, tail))
         if writes:
             report.triples_written = store.upsert_triples(writes)
+        if index is not None and resolution is not None:
+            # Nodes this write resolved or created join the domain's embedding index (it skips known ids).
+            described = {source_ids[e.id]: EntityInfo(source_ids[e.id], e.name, e.description, e.type).text()
+                         for e in sources_needed}
+            for c in (c for r in runs for c in r.kept if c.target_id is None):
+                node = resolution.node_id(c.target_name, c.target_type)
+                if node is not None and node.startswith(f"{self.snapshot.domain}:"):
+                    described.setdefault(node, c.target_name)
+            if described:
+                index.add(list(described), list(described.values()))
         if update_snapshot:
             for run in runs:
                 if run.entity.id in source_ids:

@@ -136,9 +136,9 @@ def test_new_source_entity_becomes_a_node(trained, store):
     assert not any(c.generators == ["graph"] for c in run.candidates)  # ComplEx cannot rank an unseen S
     report = pipeline.write(store, [run], job_id="job-2")
     assert report.new_nodes >= 1
-    node = store.get_node("kg:llama")
-    assert node is not None and node.properties["description"].startswith("The llama")
-    assert len(store.find_nodes_by_name("llama")) == 1
+    nodes = store.find_nodes_by_name("llama")
+    assert len(nodes) == 1 and nodes[0].id.startswith("zoo:llama")  # created in the job's domain
+    assert nodes[0].properties["description"].startswith("The llama")
 
 
 def test_llm_mode_rejects_relations_outside_the_pool_and_resolves_names(trained, double, make_llm, store):
