@@ -52,7 +52,7 @@ from .novelty import novelty_metrics
 Progress = Callable[[int, int, str], None]
 Triple = tuple[str, str, str]
 
-WITHOUT_RERANKER = tuple(f for f in FEATURES if f != "reranker_logit")
+WITHOUT_RERANKER = tuple(f for f in FEATURES if f not in ("reranker_logit", "reranker_margin"))
 
 
 def _heads(dataset: Dataset, split: str, max_entities: int | None, seed: int) -> list[str]:

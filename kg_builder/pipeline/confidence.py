@@ -11,6 +11,10 @@ p_graph                ComplEx's softmax probability of T among all entities for
                        the graph generator did not propose T)
 log_range              log(1 + how many edges of R already point at T): the target's prior for R
 reranker_margin        the cross-encoder's logit minus its dev-chosen decision threshold (as a logit)
+log_joint              log(P(R | S) x p_graph): the relation classifier and ComplEx as one joint
+                       probability of (R, T) for S (a product a linear model cannot form itself;
+                       log 1e-6 when either is missing)
+new_entity             1 when T is a new entity (a name no node has), else 0
 =====================  ==========================================================================
 
 **Modes.** A model is fitted in one mode, ``offline`` (no LLM: ``kgforge train confidence``) or
@@ -46,7 +50,7 @@ from kg_builder.settings import Settings
 
 KIND = "confidence-lr"
 FEATURES = ("reranker_logit", "votes", "rr_graph", "rr_dense", "rr_corpus", "rr_llm", "relation_retrieval",
-            "relation_probability", "p_graph", "log_range", "reranker_margin")
+            "relation_probability", "p_graph", "log_range", "reranker_margin", "log_joint", "new_entity")
 MODES = ("offline", "llm")
 FOLDS = 5
 

@@ -219,7 +219,9 @@ def features_of(voted: Voted, relation_score: float, relation_probability: float
               "rr_dense": rr("dense"), "rr_corpus": rr("corpus"), "rr_llm": rr("llm"),
               "relation_retrieval": relation_score, "relation_probability": relation_probability,
               "p_graph": p_graph, "log_range": math.log1p(range_count),
-              "reranker_margin": reranker_logit - reranker_threshold_logit}
+              "reranker_margin": reranker_logit - reranker_threshold_logit,
+              "log_joint": math.log(max(relation_probability * p_graph, 1e-6)),
+              "new_entity": float(voted.target_id is None)}
     return [values[name] for name in FEATURES]
 
 
