@@ -41,7 +41,7 @@ On the sparse WN18RR (40,943 glosses, filtered name matcher, 1,000 source entiti
 about 8 % of candidates useful; seeds 0, 1, 2): 0.172 +- 0.003 / 0.519 +- 0.027 against 0.104 /
 0.282 mention counting, 0.138 / 0.387 hybrid, 0.147 / 0.429 dense, 0.122 / 0.354 BM25. Here the
 prior leans on the cosine between S's query and the named entity's gloss, not on graph overlap
-(WN18RR has 2.1 train neighbours per entity). 137-176 s per run after the index build.
+(WN18RR has about 4.3 train neighbours per entity). 137-176 s per run after the index build.
 
 Entry points: :class:`UtilityReranker` (``run(entity_name, hits, ...) -> RerankResult``),
 :func:`knowledge_query` and :func:`train_utility_reranker` (keyword-only, returns
