@@ -183,6 +183,9 @@ def _dev_report(model: TripleCrossEncoder, dataset: Dataset, dev: list[TripleRec
                                               np.r_[np.ones(len(pos)), np.zeros(len(cor))], threshold),
         "dev_accuracy_hard": accuracy_at(np.concatenate([pos, hard]),
                                          np.r_[np.ones(len(pos)), np.zeros(len(hard))], threshold),
+        # KG-BERT's balanced protocol per kind (1 true : 1 negative, its own best dev threshold)
+        "dev_accuracy_corrupted_balanced": _best_accuracy(pos, cor),
+        "dev_accuracy_hard_balanced": _best_accuracy(pos, hard),
         # threshold-free: does the logit order true triples above each kind of negative?
         "dev_auc_corrupted": _auc(pos, cor),
         "dev_auc_hard": _auc(pos, hard),
@@ -194,6 +197,13 @@ def _dev_report(model: TripleCrossEncoder, dataset: Dataset, dev: list[TripleRec
                                 seed=seed)
         report["dev_rerank"] = rerank.as_dict()
     return report
+
+
+def _best_accuracy(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """Accuracy at the threshold that is best for these positives and negatives."""
+    scores = np.concatenate([positives, negatives])
+    labels = np.r_[np.ones(len(positives)), np.zeros(len(negatives))]
+    return accuracy_at(scores, labels, best_threshold(scores, labels)) if len(negatives) else float("nan")
 
 
 def _auc(positives: np.ndarray, negatives: np.ndarray) -> float:

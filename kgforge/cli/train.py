@@ -210,6 +210,8 @@ def reranker_command(
         for label, key in (("accuracy, all negatives", "dev_accuracy"),
                            ("accuracy vs corrupted", "dev_accuracy_corrupted"),
                            ("accuracy vs hard (ComplEx top tails)", "dev_accuracy_hard"),
+                           ("accuracy vs corrupted, 1:1, own best threshold", "dev_accuracy_corrupted_balanced"),
+                           ("accuracy vs hard, 1:1, own best threshold", "dev_accuracy_hard_balanced"),
                            ("ROC AUC vs corrupted", "dev_auc_corrupted"),
                            ("ROC AUC vs hard", "dev_auc_hard")):
             table.add_row(label, f"{m[key]:.3f}")

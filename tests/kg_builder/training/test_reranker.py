@@ -119,6 +119,10 @@ def test_threshold_is_the_best_dev_accuracy_over_true_corrupted_and_hard(trained
     assert result.metrics["dev_accuracy_hard"] == pytest.approx(
         np.mean(np.r_[pos > model.threshold_logit, hard_scores <= model.threshold_logit]))
     assert 0.0 <= result.metrics["dev_accuracy_corrupted"] <= 1.0
+    balanced = np.r_[pos, hard_scores]
+    hard_labels = np.r_[np.ones(len(pos)), np.zeros(len(hard_scores))]
+    assert result.metrics["dev_accuracy_hard_balanced"] == pytest.approx(
+        max(((balanced > t) == hard_labels).mean() for t in np.r_[balanced - 1e-6, balanced + 1e-6]))
     rerank = result.metrics["dev_rerank"]
     assert rerank["queries"] == 2 and rerank["k"] == 10
     assert 0 < rerank["first_stage_mrr"] <= 1 and 0 < rerank["combined_mrr"] <= 1
