@@ -162,10 +162,21 @@ def test_outage_longer_than_the_retry_budget_fails_clearly(db_settings, zoo_home
 
 def test_llm_faults_degrade_to_offline_generators(db_settings, zoo_home, tmp_path_factory, store, double):
     kgforge_zoo.import_zoo(store)
-    double.status(500, times=3)
-    double.malformed("this is not JSON", times=200)
     settings = stack_settings(db_settings, zoo_home, tmp_path_factory.mktemp("llm"), llm_base_url=double.base_url,
                               llm_model=double.model)
+    # A job with an LLM configured applies only an LLM-mode confidence model: fit one against this
+    # endpoint (the TEST DOUBLE, answering malformed JSON as it will during the job).
+    from kg_builder.llm.openai_compat import llm_from_settings
+
+    double.malformed("this is not JSON", times=2000)
+    llm = llm_from_settings(settings)
+    try:
+        kgforge_zoo.fit_llm_confidence(settings.home, llm)
+    finally:
+        llm.close()
+    double.reset()
+    double.status(500, times=3)
+    double.malformed("this is not JSON", times=200)
     with LocalStack(settings) as stack, \
             httpx.Client(base_url=stack.api_url, timeout=30) as client:
         job_id = submit(client, entities=ENTITIES[:2], options={**OPTIONS, "generators": ["graph", "corpus", "llm"]})

@@ -143,3 +143,17 @@ def train_models(home: Path) -> Path:
     full.save(model_dir(settings, f"confidence-{DOMAIN}"))
     no_reranker.save(model_dir(settings, f"confidence-{DOMAIN}-no-reranker"))
     return home
+
+
+def fit_llm_confidence(home: Path, llm) -> Path:
+    """Fit the zoo's LLM-mode confidence models (``confidence-zoo-llm`` and its no-reranker twin) into
+    ``home`` as ``kgforge train confidence --llm`` does: the pipeline runs on the dev heads with ``llm``
+    (in the tests, a client of the TEST DOUBLE answering as the test scripted it). A job configured
+    with an LLM applies only a model fitted in LLM mode."""
+    settings = Settings(home=home)
+    options = OPTIONS.model_copy(update={"generators": ["graph", "corpus", "llm"], "use_llm": True})
+    models = PipelineModels.load(settings, DOMAIN, options.model_copy(update={"use_llm": False}), calibrated=False)
+    full, no_reranker, _ = fit_confidence(dataset=zoo(), models=models, options=options, llm=llm)
+    full.save(model_dir(settings, f"confidence-{DOMAIN}-llm"))
+    no_reranker.save(model_dir(settings, f"confidence-{DOMAIN}-llm-no-reranker"))
+    return home
