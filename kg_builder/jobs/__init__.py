@@ -18,7 +18,7 @@ from kg_builder.jobs.models import (
     JobUsage,
 )
 from kg_builder.jobs.runner import run_job
-from kg_builder.jobs.store import (
+from kg_builder.jobs.job_store import (
     BatchCounts,
     Claim,
     EntityOutcome,

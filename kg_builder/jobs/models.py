@@ -1,7 +1,7 @@
 """The job service's data: what a client submits and what a job looks like while and after it runs.
 
 A job is a list of source entities of one domain (the dataset whose trained models apply) with
-pipeline options. Its state lives in the durable :class:`~kg_builder.jobs.store.JobStore`; these
+pipeline options. Its state lives in the durable :class:`~kg_builder.jobs.job_store.JobStore`; these
 pydantic models are both what the store returns and what the API serialises (DESIGN 3).
 """
 

@@ -49,7 +49,7 @@ from kg_builder.store import GraphStore
 
 from .lease import Heartbeat, make_owner
 from .models import Job, JobUsage
-from .store import BatchCounts, EntityOutcome, JobNotFoundError, JobStore
+from .job_store import BatchCounts, EntityOutcome, JobNotFoundError, JobStore
 
 log = logging.getLogger(__name__)
 
