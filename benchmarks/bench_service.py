@@ -153,7 +153,7 @@ def main() -> None:
             models = PipelineModels.load(settings, args.dataset, options)
             base_rng = random.Random(args.seed)
             with GraphStore.from_settings(settings) as store:
-                pipeline = KnowledgePipeline(GraphSnapshot.from_store(store, args.dataset), models, options)
+                pipeline = KnowledgePipeline(GraphSnapshot.from_store(store, args.dataset, settings=settings), models, options)
                 started = time.perf_counter()
                 for i in range(len(accepted)):
                     run = pipeline.run(SourceEntity(name=base_rng.choice(names)))

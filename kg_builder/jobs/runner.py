@@ -189,7 +189,7 @@ def run_job(
 
             llm = llm_from_settings(settings)
             own_llm = llm is not None
-        snapshot = GraphSnapshot.from_store(store, submission.domain, exclude_job=job_id)
+        snapshot = GraphSnapshot.from_store(store, submission.domain, exclude_job=job_id, settings=settings)
         pipeline = KnowledgePipeline(snapshot, models, options, llm)
         meter = getattr(llm, "meter", None) if llm is not None else None
         for batch in _batches(jobs.pending_entities(job_id), settings.job_batch_size):

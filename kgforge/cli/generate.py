@@ -67,7 +67,7 @@ def generate_command(
     job_id = f"cli-{uuid.uuid4().hex[:12]}"
     with GraphStore.from_settings(settings) as store:
         with err_console.status("reading the graph ..."):
-            snapshot = GraphSnapshot.from_store(store, dataset)
+            snapshot = GraphSnapshot.from_store(store, dataset, settings=settings)
         pipeline = KnowledgePipeline(snapshot, models, options, llm)
         with err_console.status(f"generating knowledge about {source.name!r} ..."):
             run = pipeline.run(source)

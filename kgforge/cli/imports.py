@@ -28,6 +28,9 @@ def import_command(
     dataset: str = typer.Argument(..., help=f"One of: {', '.join(DATASETS)}."),
     data_dir: Path | None = DataDirOption,
     batch_size: int | None = typer.Option(None, help="Rows per write transaction (default: KGFORGE_GRAPH_BATCH_SIZE)."),
+    index: bool = typer.Option(True, "--index/--no-index",
+                               help="Also embed the domain's entities into its persistent index (KGFORGE_HOME/index); "
+                                    "without it the domain's first job builds the index (WN18RR: minutes on a CPU)."),
     json_out: bool = JsonOption,
 ) -> None:
     """Load a dataset into the graph (idempotent: importing twice changes nothing)."""
@@ -36,7 +39,7 @@ def import_command(
     with err_console.status(f"reading {dataset} from {root} ..."):
         records = load_dataset(dataset, root)
     with GraphStore.from_settings(settings) as store, progress_bars() as progress:
-        report = import_dataset(store, records, progress)
+        report = import_dataset(store, records, progress, settings=settings if index else None)
     if json_out:
         print_json(report.as_dict())
         return
