@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from kg_builder.jobs import JobStore
 from kg_builder.settings import Settings
-from kg_builder.store import GraphStore
+from kg_builder.graphdb import GraphStore
 
 GRAPH_CONNECT_TIMEOUT_S = 5.0
 GRAPH_RETRY_S = 3.0

@@ -40,9 +40,9 @@ from rich.table import Table
 import cypher
 from kg_builder.datasets import load_dataset
 from kg_builder.settings import Settings
-from kg_builder.store import GraphStore, NodeWrite, TripleWrite
-from kg_builder.store.embedded import EmbeddedDatabase, free_port
-from kg_builder.store.schema import relation_type_for
+from kg_builder.graphdb import GraphStore, NodeWrite, TripleWrite
+from kg_builder.graphdb.embedded import EmbeddedDatabase, free_port
+from kg_builder.graphdb.schema import relation_type_for
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_LABEL = "BenchRaw"

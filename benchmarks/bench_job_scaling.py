@@ -50,8 +50,8 @@ from kg_builder.ingest import import_dataset, index_entities
 from kg_builder.models.encoder import TextEncoder
 from kg_builder.pipeline import GraphSnapshot, KnowledgePipeline, PipelineModels, PipelineOptions, SourceEntity
 from kg_builder.settings import Settings
-from kg_builder.store import GraphStore
-from kg_builder.store.embedded import EmbeddedDatabase, free_port
+from kg_builder.graphdb import GraphStore
+from kg_builder.graphdb.embedded import EmbeddedDatabase, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results" / "job_scaling.json"
 REPO = Path(__file__).resolve().parent.parent

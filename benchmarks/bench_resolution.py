@@ -66,8 +66,8 @@ from kg_builder.ingest import import_dataset
 from kg_builder.models.encoder import TextEncoder
 from kg_builder.resolution import Candidate, EntityResolver, name_variants
 from kg_builder.settings import Settings
-from kg_builder.store import GraphStore, schema
-from kg_builder.store.embedded import EmbeddedDatabase, free_port
+from kg_builder.graphdb import GraphStore, schema
+from kg_builder.graphdb.embedded import EmbeddedDatabase, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 console = Console(width=None if sys.stdout.isatty() else 130)  # whole column names in logs

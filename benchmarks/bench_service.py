@@ -42,8 +42,8 @@ from kg_builder.datasets import load_dataset
 from kg_builder.ingest import import_dataset
 from kg_builder.pipeline import GraphSnapshot, KnowledgePipeline, PipelineModels, PipelineOptions, SourceEntity
 from kg_builder.settings import Settings
-from kg_builder.store import GraphStore
-from kg_builder.store.embedded import free_port
+from kg_builder.graphdb import GraphStore
+from kg_builder.graphdb.embedded import free_port
 from kgforge.stack import LocalStack
 
 RESULTS = Path(__file__).resolve().parent / "results" / "service.json"

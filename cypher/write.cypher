@@ -48,7 +48,7 @@ RETURN count(n) AS written;
 
 // Endpoints are matched with WHERE, not an inline map: ArcadeDB 26.10 resolves a *value* such as
 // "$rows" as the parameter $rows in `(h {id: row.head})`; `WHERE h.id = row.head` compares it
-// literally and is as fast (tests/kg_builder/store/test_graph.py::test_injection_names...).
+// literally and is as fast (tests/kg_builder/graphdb/test_graph.py::test_injection_names...).
 // @name upsert_edges
 // @purpose Create or update edges of one type between existing nodes; union provenance, keep max confidence.
 UNWIND $rows AS row

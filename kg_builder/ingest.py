@@ -39,9 +39,9 @@ from typing import TYPE_CHECKING, Protocol
 
 from kg_builder.datasets.records import Dataset, ItemRecord
 from kg_builder.settings import Settings
-from kg_builder.store import GraphStore, NodeWrite, TripleWrite
-from kg_builder.store import schema
-from kg_builder.store.schema import BRAND, CATEGORY, ENTITY, ITEM, USER
+from kg_builder.graphdb import GraphStore, NodeWrite, TripleWrite
+from kg_builder.graphdb import schema
+from kg_builder.graphdb.schema import BRAND, CATEGORY, ENTITY, ITEM, USER
 
 if TYPE_CHECKING:  # pragma: no cover
     from kg_builder.models.encoder import TextEncoder

@@ -43,7 +43,7 @@ from typing import IO
 
 from kg_builder.errors import KGForgeError
 from kg_builder.settings import Settings
-from kg_builder.store.embedded import EmbeddedDatabase
+from kg_builder.graphdb.embedded import EmbeddedDatabase
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from kg_builder.settings import Settings
-from kg_builder.store import GraphStore
-from kg_builder.store.embedded import EmbeddedDatabase, free_port
+from kg_builder.graphdb import GraphStore
+from kg_builder.graphdb.embedded import EmbeddedDatabase, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 # Shared test helpers (tests/ is not a package under --import-mode=importlib): `import kgforge_zoo`.

@@ -15,8 +15,8 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from api.deps import ServicesDep
 from api.errors import invalid
 from api.schemas import EntitiesPublic, EntityPublic, ErrorPublic, NeighbourPublic, NodePublic
-from kg_builder.store import GraphStore, schema
-from kg_builder.store.graph import GraphEdge, GraphNode
+from kg_builder.graphdb import GraphStore, schema
+from kg_builder.graphdb.graph import GraphEdge, GraphNode
 
 router = APIRouter(prefix="/v1/entities", tags=["entities"])
 

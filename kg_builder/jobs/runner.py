@@ -45,7 +45,7 @@ from kg_builder.models.saved import ModelNotTrainedError, models_dir
 from kg_builder.pipeline import GraphSnapshot, KnowledgePipeline, PipelineModels, PipelineOptions, WriteReport
 from kg_builder.pipeline.pipeline import EntityRun
 from kg_builder.settings import Settings
-from kg_builder.store import GraphStore
+from kg_builder.graphdb import GraphStore
 
 from .lease import Heartbeat, make_owner
 from .models import Job, JobUsage

@@ -44,8 +44,8 @@ from kg_builder.models.structural import ComplEx
 from kg_builder.resolution import Candidate, EntityIndexNeighbours, EntityResolver
 from kg_builder.retrieval.utility import UtilityReranker
 from kg_builder.settings import Settings
-from kg_builder.store import GraphStore, NodeWrite, TripleWrite
-from kg_builder.store import schema
+from kg_builder.graphdb import GraphStore, NodeWrite, TripleWrite
+from kg_builder.graphdb import schema
 
 from .confidence import FEATURES, ConfidenceModel, default_model_name
 from .generators import GENERATORS, Voted, build_generator, vote

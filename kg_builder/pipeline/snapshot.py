@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING
 from kg_builder.datasets import Dataset
 from kg_builder.datasets.text import name_and_description
 from kg_builder.errors import InvalidInputError
-from kg_builder.store import GraphStore
-from kg_builder.store import schema
+from kg_builder.graphdb import GraphStore
+from kg_builder.graphdb import schema
 
 if TYPE_CHECKING:  # pragma: no cover
     from kg_builder.models.encoder import TextEncoder

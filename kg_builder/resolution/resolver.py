@@ -7,7 +7,7 @@ creates belong to its domain. Order of evidence for one candidate (name, optiona
 
 1. **job**: the same normalised name (and a compatible type) was already resolved in this run;
 2. **exact**: a node of the label and domain whose ``name_norm`` equals the candidate's
-   (:func:`~kg_builder.store.schema.normalize_name`: case, punctuation, spacing, Unicode forms);
+   (:func:`~kg_builder.graphdb.schema.normalize_name`: case, punctuation, spacing, Unicode forms);
 3. **alias**: an ``(:Alias)`` lookup node records the name as an alias of a node of the domain;
 4. **variant**: a node whose name is a lexical variant of the candidate's
    (:func:`~kg_builder.resolution.variants.name_variants`: singular/plural, word order, function
@@ -53,8 +53,8 @@ import cypher
 from kg_builder.errors import DatabaseError, InvalidInputError
 from kg_builder.models.encoder import TextEncoder
 from kg_builder.resolution.variants import STOPWORDS, distinct_plural, name_variants, same_words
-from kg_builder.store import GraphStore, NodeWrite, schema
-from kg_builder.store.schema import ENTITY
+from kg_builder.graphdb import GraphStore, NodeWrite, schema
+from kg_builder.graphdb.schema import ENTITY
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Lexical variants of a normalised name: the forms under which the same entity may already exist.
 
-:func:`name_variants` turns one normalised name (:func:`~kg_builder.store.schema.normalize_name`)
+:func:`name_variants` turns one normalised name (:func:`~kg_builder.graphdb.schema.normalize_name`)
 into a bounded set of other normalised names to look up through the ``name_norm`` index: singular
 and plural of each word (regular, irregular, Latin), the words in another order, without function
 words (``or``, ``and``, ``of``...), and the words joined. A variant found in the graph is only a

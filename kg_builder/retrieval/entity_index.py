@@ -50,7 +50,7 @@ from kg_builder.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from kg_builder.models.encoder import TextEncoder
-    from kg_builder.store import GraphStore
+    from kg_builder.graphdb import GraphStore
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kg_builder.store.embedded import EmbeddedDatabase
+from kg_builder.graphdb.embedded import EmbeddedDatabase
 from kgforge.cli.common import JsonOption, console, handle_errors, load_settings, print_json
 
 app = typer.Typer(help="Run the embedded graph database (ArcadeDB with Bolt) under KGFORGE_HOME.",

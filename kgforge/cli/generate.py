@@ -54,7 +54,7 @@ def generate_command(
     """Run the pipeline on one entity against the graph, write the kept triples, print them."""
     from kg_builder.llm.openai_compat import llm_from_settings
     from kg_builder.pipeline import GraphSnapshot, KnowledgePipeline, PipelineModels, SourceEntity
-    from kg_builder.store import GraphStore
+    from kg_builder.graphdb import GraphStore
 
     settings = load_settings()
     source = SourceEntity(name=entity, type=entity_type, description=description)

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from kg_builder.store import GraphStore
+from kg_builder.graphdb import GraphStore
 from kgforge.cli.common import JsonOption, console, err_console, handle_errors, load_settings, print_json
 
 app = typer.Typer(help="Inspect, export or wipe the graph.", no_args_is_help=True)

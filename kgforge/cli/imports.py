@@ -9,7 +9,7 @@ from rich.table import Table
 
 from kg_builder.datasets import DATASETS, available_datasets, load_dataset
 from kg_builder.ingest import import_dataset
-from kg_builder.store import GraphStore
+from kg_builder.graphdb import GraphStore
 from kgforge.cli.common import (
     DataDirOption,
     JsonOption,

@@ -17,7 +17,7 @@ from api.main import create_app
 from kg_builder.datasets import Dataset, EntityRecord, RelationRecord, TripleRecord
 from kg_builder.ingest import import_dataset
 from kg_builder.settings import Settings
-from kg_builder.store import GraphStore, TripleWrite
+from kg_builder.graphdb import GraphStore, TripleWrite
 
 API_KEYS = "test-key-alpha-0123456789,test-key-beta-9876543210"
 GOOD_KEY = "test-key-beta-9876543210"

@@ -662,7 +662,7 @@ def test_every_package_is_copied_and_not_ignored(stages, pyproject, ignored):
 
 @pytest.mark.parametrize("path", [
     ".git/HEAD", ".venv/bin/python", "venv/bin/python", "kg_builder/__pycache__/settings.cpython-311.pyc",
-    "kg_builder/store/__pycache__/x.pyc", "benchmarks/results/run.json", "data/umls/train.tsv",
+    "kg_builder/graphdb/__pycache__/x.pyc", "benchmarks/results/run.json", "data/umls/train.tsv",
     "shared/data/README.md", "results/metrics.json", ".pytest_cache/v/x", ".kgforge/db/root_password",
     ".env", "tests/deploy/test_compose.py", "kgforge.egg-info/PKG-INFO", "models/reranker.safetensors",
 ])
@@ -671,7 +671,7 @@ def test_dockerignore_keeps_out(ignored, path):
 
 
 @pytest.mark.parametrize("path", [
-    "pyproject.toml", "README.md", "kg_builder/settings.py", "kg_builder/store/__init__.py",
+    "pyproject.toml", "README.md", "kg_builder/settings.py", "kg_builder/graphdb/__init__.py",
     "cypher/upsert_triples.cypher", "api/main.py", "workers/app.py",
 ])
 def test_dockerignore_lets_in(ignored, path):

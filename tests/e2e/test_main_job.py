@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kg_builder.store.embedded import free_port
+from kg_builder.graphdb.embedded import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 REPO = Path(__file__).resolve().parents[2]

@@ -25,8 +25,8 @@ import kgforge_zoo
 import pytest
 
 from kg_builder.settings import Settings
-from kg_builder.store import GraphStore
-from kg_builder.store.embedded import EmbeddedDatabase, free_port
+from kg_builder.graphdb import GraphStore
+from kg_builder.graphdb.embedded import EmbeddedDatabase, free_port
 from kgforge.stack import AlreadyUpError, LocalStack
 
 pytestmark = pytest.mark.integration

@@ -26,7 +26,7 @@ import pytest
 
 from kg_builder.jobs import JobStatus, JobStore
 from kg_builder.jobs.lease import parse_owner
-from kg_builder.store.embedded import free_port
+from kg_builder.graphdb.embedded import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

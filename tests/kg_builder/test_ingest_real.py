@@ -4,7 +4,7 @@ import pytest
 
 from kg_builder.datasets import DATASETS, load_dataset
 from kg_builder.ingest import import_dataset
-from kg_builder.store.schema import INTERACTED
+from kg_builder.graphdb.schema import INTERACTED
 
 pytestmark = pytest.mark.integration
 

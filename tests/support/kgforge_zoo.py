@@ -21,7 +21,7 @@ from kg_builder.retrieval.hybrid import HybridRetriever
 from kg_builder.retrieval.saved_utility import save_utility
 from kg_builder.retrieval.utility import train_utility_reranker
 from kg_builder.settings import Settings
-from kg_builder.store import GraphStore
+from kg_builder.graphdb import GraphStore
 from kg_builder.training.relations import train_relation_classifier
 from kg_builder.training.reranker import train_reranker
 from kg_builder.training.structural import train_structural

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 
 from kg_builder.errors import InvalidInputError
-from kg_builder.store import schema
+from kg_builder.graphdb import schema
 
 from ..knowledge import Knowledge
 from ..relations import RelationCandidate

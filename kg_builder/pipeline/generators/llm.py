@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from kg_builder.llm.base import LLM, LLMError, Messages, OnError, Sampling
 from kg_builder.llm.prompts import PromptTemplate, get_prompt
 from kg_builder.llm.schemas import GeneratedTarget, GeneratedTargets
-from kg_builder.store import schema
+from kg_builder.graphdb import schema
 
 from ..knowledge import Knowledge
 from ..relations import RelationCandidate

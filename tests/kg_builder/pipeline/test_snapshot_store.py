@@ -15,7 +15,7 @@ from kg_builder.pipeline.knowledge import KnowledgeBuilder
 from kg_builder.pipeline.snapshot import Edge, EntityInfo, GraphSnapshot, StoreSnapshot
 from kg_builder.retrieval.entity_index import EntityIndex
 from kg_builder.settings import Settings
-from kg_builder.store import NodeWrite, TripleWrite
+from kg_builder.graphdb import NodeWrite, TripleWrite
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import pytest
 from kg_builder.errors import InvalidInputError
 from kg_builder.models.encoder import TextEncoder
 from kg_builder.resolution import Candidate, EntityResolver, NameIndex
-from kg_builder.store import GraphStore, NodeWrite
+from kg_builder.graphdb import GraphStore, NodeWrite
 
 pytestmark = pytest.mark.integration
 

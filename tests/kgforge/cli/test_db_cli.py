@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from kg_builder.settings import Settings
-from kg_builder.store import GraphStore, NodeWrite
-from kg_builder.store.embedded import AlreadyRunningError, EmbeddedDatabase, free_port
+from kg_builder.graphdb import GraphStore, NodeWrite
+from kg_builder.graphdb.embedded import AlreadyRunningError, EmbeddedDatabase, free_port
 
 pytestmark = pytest.mark.integration
 

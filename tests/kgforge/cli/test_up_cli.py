@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from kg_builder.store.embedded import free_port
+from kg_builder.graphdb.embedded import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 import pytest
 
 from kg_builder.errors import InvalidInputError
-from kg_builder.store import schema
+from kg_builder.graphdb import schema
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """Graph store: driver lifecycle, schema, batched idempotent writes, reads, the embedded database."""
 
-from kg_builder.store.graph import (
+from kg_builder.graphdb.graph import (
     ExportedTriple,
     GraphCounts,
     GraphEdge,

@@ -3,7 +3,7 @@
 import pytest
 
 from kg_builder.errors import DatabaseError, InvalidInputError
-from kg_builder.store import NodeWrite, TripleWrite
+from kg_builder.graphdb import NodeWrite, TripleWrite
 
 pytestmark = pytest.mark.integration
 
@@ -223,7 +223,7 @@ def test_concurrent_writers_of_the_same_triples_make_no_duplicates(store, db_set
     """Several jobs writing the same nodes and edges at once (workers) still leave one of each."""
     import threading
 
-    from kg_builder.store import GraphStore
+    from kg_builder.graphdb import GraphStore
 
     triples = [TripleWrite(f"n{i}", "next", f"n{i + 1}", sources=(f"w{i % 3}",)) for i in range(30)]
     errors = []
@@ -255,7 +255,7 @@ def test_racing_writers_of_many_new_edges_lose_no_update(store, db_settings):
     each race with a concurrent-modification error; the managed transaction retries them)."""
     import threading
 
-    from kg_builder.store import GraphStore
+    from kg_builder.graphdb import GraphStore
 
     ids = [f"n{i}" for i in range(300)]
     store.upsert_nodes(entities(*ids))

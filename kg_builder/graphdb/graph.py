@@ -42,8 +42,8 @@ from pydantic import BaseModel, Field
 import cypher
 from kg_builder.errors import DatabaseError, DatabaseUnavailableError, InvalidInputError
 from kg_builder.settings import Settings
-from kg_builder.store import schema
-from kg_builder.store.schema import ENTITY, RELATION
+from kg_builder.graphdb import schema
+from kg_builder.graphdb.schema import ENTITY, RELATION
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class TripleWrite:
     """One edge ``(head)-[type]->(tail)`` between existing nodes.
 
     ``relation`` is the relation's original name (kept on the edge); ``rel_type`` defaults to
-    :func:`schema.relation_type_for(relation) <kg_builder.store.schema.relation_type_for>`; an
+    :func:`schema.relation_type_for(relation) <kg_builder.graphdb.schema.relation_type_for>`; an
     explicit ``rel_type`` must already be a valid identifier.
     """
 

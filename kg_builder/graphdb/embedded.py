@@ -1,7 +1,7 @@
 """The embedded graph database: ArcadeDB (``arcadedb-embedded``) with its Bolt plugin, run as a
 background process owned by ``KGFORGE_HOME``.
 
-``kgforge db start`` spawns ``python -m kg_builder.store.embedded serve`` in its own session, which
+``kgforge db start`` spawns ``python -m kg_builder.graphdb.embedded serve`` in its own session, which
 starts the JVM server with the Bolt plugin (bound to 127.0.0.1 unless configured), creates the
 database on first start, and stops cleanly on SIGTERM/SIGINT. The parent waits until Bolt answers a
 query. Files under ``KGFORGE_HOME/db``:
@@ -185,7 +185,7 @@ class EmbeddedDatabase:
             env["KGFORGE_GRAPH_PASSWORD"] = self.settings.graph_password.get_secret_value()
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "kg_builder.store.embedded", "serve", json.dumps(config)],
+                [sys.executable, "-m", "kg_builder.graphdb.embedded", "serve", json.dumps(config)],
                 cwd=self.home, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, env=env,
             )
@@ -270,7 +270,7 @@ def serve(config: dict) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kg_builder.store.embedded")
+    parser = argparse.ArgumentParser(prog="python -m kg_builder.graphdb.embedded")
     parser.add_argument("command", choices=["serve"])
     parser.add_argument("config", help="JSON configuration written by EmbeddedDatabase.start")
     args = parser.parse_args(argv)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from kg_builder.errors import InvalidInputError
-from kg_builder.store import NodeWrite, TripleWrite
-from kg_builder.store import schema
+from kg_builder.graphdb import NodeWrite, TripleWrite
+from kg_builder.graphdb import schema
 
 pytestmark = pytest.mark.integration
 
