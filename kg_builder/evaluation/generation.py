@@ -206,14 +206,22 @@ def keep_floor(runs: Sequence[EntityRun], floor: float, per_entity: int) -> list
     return list(runs)
 
 
-def _variant_scores(name: str, calib: Sequence[EntityRun], runs: Sequence[EntityRun], calib_truth: set[Triple]
-                    ) -> tuple[np.ndarray, ConfidenceModel | None]:
+def label_share(dataset: Dataset, calibration_split: str = "dev") -> float:
+    """The share of the calibration heads' unseen truth that the calibration split labels:
+    ``|dev| / (|dev| + |every other held-out split on disk|)`` (sizes only; see ``confidence``)."""
+    hidden = sum(len(v) for k, v in dataset.triples.items() if k not in ("train", calibration_split))
+    labelled = len(dataset.triples[calibration_split])
+    return labelled / (labelled + hidden) if labelled else 1.0
+
+
+def _variant_scores(name: str, calib: Sequence[EntityRun], runs: Sequence[EntityRun], calib_truth: set[Triple],
+                    share: float = 1.0) -> tuple[np.ndarray, ConfidenceModel | None]:
     features, _ = VARIANTS.get(name, (FEATURES, "utility"))
     x_eval = np.asarray([c.features for r in runs for c in r.candidates], float).reshape(-1, len(FEATURES))
     if features is None:
         return x_eval[:, FEATURES.index(RAW_SIGNAL[name])], None
     x, y, groups = labelled(calib, calib_truth)
-    model = ConfidenceModel.fit(x, y, features=features, groups=groups)
+    model = ConfidenceModel.fit(x, y, features=features, groups=groups, label_share=share)
     return model.predict(x_eval), model
 
 
@@ -303,7 +311,8 @@ def evaluate_generation(*, dataset: Dataset, models: PipelineModels, split: str 
     held = len({t for t in truth if t[0] in {r.entity.id for r in runs_by_kind["utility"][1]}})
 
     calib, runs = runs_by_kind["utility"]
-    scores, model = _variant_scores("full", calib, runs, calib_truth)
+    share = label_share(dataset)
+    scores, model = _variant_scores("full", calib, runs, calib_truth, share)
     assert model is not None
     floor = model.floor_for(target_precision)
     full = keep_floor(_scored(runs, scores), floor, per_entity)
@@ -321,7 +330,7 @@ def evaluate_generation(*, dataset: Dataset, models: PipelineModels, split: str 
         else:
             kind_calib, kind_runs = runs_by_kind[VARIANTS[name][1]]
         try:
-            variant_scores, _ = _variant_scores(name, kind_calib, kind_runs, calib_truth)
+            variant_scores, _ = _variant_scores(name, kind_calib, kind_runs, calib_truth, share)
         except Exception as e:  # a generator with no true candidates cannot be calibrated
             rows[name] = {"error": str(e)}  # type: ignore[dict-item]
             continue
@@ -331,7 +340,8 @@ def evaluate_generation(*, dataset: Dataset, models: PipelineModels, split: str 
     timings["total_seconds"] = time.perf_counter() - started
     protocol = (f"pipeline on {len(heads)} {split} heads of {dataset.name} against a graph of "
                 f"{'train' if split == 'dev' else 'train+dev'} triples; confidence calibrated on {len(calib_heads)} "
-                f"other dev heads against train (5-fold out-of-fold predictions choose the floor); "
+                f"other dev heads against train (5-fold out-of-fold predictions choose the floor; labelled share of "
+                f"their unseen truth {share:.3f}: other held-out splits count as unlabelled, not false); "
                 f"{'LLM mode' if llm else 'offline mode'}; default policy: confidence >= the floor that reached "
                 f"precision {target_precision:.2f} on the calibration heads ({floor:.3f}), at most {per_entity} per "
                 f"entity; every other row keeps the same number of triples ({int(budget)}) by its own ranking, "
@@ -360,12 +370,14 @@ def fit_confidence(*, dataset: Dataset, models: PipelineModels, max_entities: in
     runs = candidate_runs(KnowledgePipeline(graph, models, options, llm), dataset, heads, progress=progress,
                           label="calibrate")
     x, y, groups = labelled(runs, _truth(dataset, "dev"))
-    full = ConfidenceModel.fit(x, y, features=FEATURES, groups=groups, mode=mode)
-    no_reranker = ConfidenceModel.fit(x, y, features=WITHOUT_RERANKER, groups=groups, mode=mode)
+    share = label_share(dataset)
+    full = ConfidenceModel.fit(x, y, features=FEATURES, groups=groups, mode=mode, label_share=share)
+    no_reranker = ConfidenceModel.fit(x, y, features=WITHOUT_RERANKER, groups=groups, mode=mode, label_share=share)
     for model in (full, no_reranker):
         model.meta.update({"domain": dataset.name, "generators": options.generators, "heads": len(heads)})
     floors = {f"{p:.2f}": full.floor_for(p) for p in (0.5, 0.6, 0.7, 0.8, 0.9)}
     metrics = {"entities": len(heads), "candidates": int(len(y)), "positives": int(y.sum()), "mode": mode,
+               "label_share": share,
                "brier_out_of_fold": brier(full.oof_scores, y),
                "ece_out_of_fold": expected_calibration_error(full.oof_scores, y),
                "floors_by_target_precision": floors,

@@ -23,6 +23,14 @@ new_entity             1 when T is a new entity (a name no node has), else 0
 model of its own mode and :meth:`ConfidenceModel.check_mode` refuses any other (an offline model
 has never seen an LLM rank, and the LLM model's votes mean something else).
 
+**Unlabelled truth.** The calibration graph holds the train triples and its truth is the dev
+split; when the dataset has further held-out splits (UMLS's test), their triples are true but
+absent from both, so the calibration labels them false. Labelled positives are then a random
+share ``c = |dev| / (|dev| + |other held-out splits|)`` of the true ones (split sizes only, never
+their content), and, as in positive-unlabelled learning (Elkan & Noto 2008), P(true | x) =
+P(labelled | x) / c: :meth:`predict` divides by ``label_share`` (capped at 1) and :meth:`floor_for`
+reads precision the same way. Without other held-out splits ``c`` is 1 and nothing changes.
+
 **Floor.** ``fit`` keeps the out-of-fold predictions on the calibration candidates (5 folds by
 source entity, so no head is scored by a model that saw it); :meth:`floor_for` turns a target
 precision into the lowest confidence whose kept set reached that precision on them. The job's keep
@@ -85,7 +93,8 @@ class ConfidenceModel:
 
     @classmethod
     def fit(cls, matrix: np.ndarray, labels: np.ndarray, *, features: Sequence[str] = FEATURES,
-            c: float = 1.0, groups: Sequence[str] | None = None, mode: str = "offline") -> ConfidenceModel:
+            c: float = 1.0, groups: Sequence[str] | None = None, mode: str = "offline",
+            label_share: float = 1.0) -> ConfidenceModel:
         """Fit on ``matrix`` [n, len(FEATURES)] (all columns; ``features`` picks the ones used).
 
         ``groups`` (the source entity of each row) turns on the out-of-fold predictions that
@@ -113,8 +122,10 @@ class ConfidenceModel:
                 else:
                     held[test] = cls._fit_once(x[train], labels[train], features, c).predict(x[test])
         model.oof_scores, model.oof_labels = held.astype(float), labels.astype(float)
+        if not 0.0 < label_share <= 1.0:
+            raise InvalidInputError("label_share", f"must be in (0, 1]; got {label_share}")
         model.meta = {"examples": int(labels.size), "positives": int(labels.sum()), "mode": mode,
-                      "out_of_fold": groups is not None}
+                      "out_of_fold": groups is not None, "label_share": float(label_share)}
         return model
 
     @classmethod
@@ -147,17 +158,26 @@ class ConfidenceModel:
         if scores is None or not len(scores):
             raise KGForgeError("this confidence model has no calibration predictions to choose a floor from; "
                                "retrain it with `kgforge train confidence`")
+        share = self.label_share
         order = np.argsort(-scores, kind="stable")
         hits = np.cumsum(labels[order])
-        precision = hits / np.arange(1, len(order) + 1)
+        precision = np.minimum(hits / np.arange(1, len(order) + 1) / share, 1.0)
         ok = np.flatnonzero((precision >= target_precision) & (np.arange(1, len(order) + 1) >= min_kept))
         if not len(ok):
             return 1.0
-        return float(scores[order][ok[-1]])
+        return float(min(scores[order][ok[-1]] / share, 1.0))
+
+    @property
+    def label_share(self) -> float:
+        """The share of the calibration heads' unseen true triples that the calibration labels see
+        (the module docstring's "Unlabelled truth"); 1.0 when nothing true was hidden unlabelled."""
+        return float(self.meta.get("label_share", 1.0))
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
+        """P(true | features): the logistic regression's P(labelled | features) / :attr:`label_share`."""
         x = np.asarray(matrix, float).reshape(-1, len(FEATURES))[:, self.columns]
-        return 1.0 / (1.0 + np.exp(-(((x - self.mean) / self.scale) @ self.coef + self.intercept)))
+        labelled = 1.0 / (1.0 + np.exp(-(((x - self.mean) / self.scale) @ self.coef + self.intercept)))
+        return np.minimum(labelled / self.label_share, 1.0)
 
     def save(self, directory: Path | str) -> Path:
         state = {name: torch.tensor(np.asarray(getattr(self, name), float).reshape(-1), dtype=torch.float64)

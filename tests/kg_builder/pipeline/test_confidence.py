@@ -77,3 +77,21 @@ def test_select_keeps_what_clears_the_floor_capped_per_entity_and_says_when_noth
     assert not empty.kept and "nothing is written" in empty.errors[-1]
     explicit = select(_run([3.0, -3.0]), PipelineOptions(min_confidence=0.0), model)
     assert len(explicit.kept) == 2
+
+
+def test_unlabelled_truth_is_corrected_by_the_label_share():
+    """Half of the true rows are labelled (the others sit in a held-out split the calibration cannot
+    see): dividing by the share recovers P(true), and the floor reaches the target in truth."""
+    rng = np.random.default_rng(3)
+    x, truth, groups = _data(n=4000, seed=3)
+    labelled = truth * (rng.random(len(truth)) < 0.5)
+    naive = ConfidenceModel.fit(x, labelled, groups=groups)
+    corrected = ConfidenceModel.fit(x, labelled, groups=groups, label_share=0.5)
+    assert corrected.predict(x).mean() == pytest.approx(truth.mean(), rel=0.25)
+    assert naive.predict(x).mean() < 0.7 * truth.mean()
+    floor = corrected.floor_for(0.7)
+    kept = corrected.predict(x) >= floor
+    assert kept.sum() >= 10 and truth[kept].mean() >= 0.65
+    assert naive.floor_for(0.7) > floor  # the naive floor asks for more than the target
+    with pytest.raises(Exception, match="label_share"):
+        ConfidenceModel.fit(x, labelled, label_share=0.0)
