@@ -33,7 +33,8 @@ reads precision the same way. Without other held-out splits ``c`` is 1 and nothi
 
 **Floor.** ``fit`` keeps the out-of-fold predictions on the calibration candidates (5 folds by
 source entity, so no head is scored by a model that saw it); :meth:`floor_for` turns a target
-precision into the lowest confidence whose kept set reached that precision on them. The job's keep
+precision into the lowest confidence whose kept set reached that precision on them, by the 95 %
+Wilson lower bound (a few dozen heads are a small sample). The job's keep
 policy (``pipeline.select``) writes what clears that floor, capped per entity.
 
 It is fitted on candidates the pipeline generates for the **dev** heads against a graph holding
@@ -152,7 +153,8 @@ class ConfidenceModel:
 
     def floor_for(self, target_precision: float, *, min_kept: int = 10) -> float:
         """The lowest confidence whose kept set (everything at or above it) reached
-        ``target_precision`` on the calibration candidates' out-of-fold predictions; 1.0 (keep
+        ``target_precision`` on the calibration candidates' out-of-fold predictions, by the 95 %
+        lower confidence bound of its precision (corrected by :attr:`label_share`); 1.0 (keep
         nothing) when no set of at least ``min_kept`` candidates did."""
         scores, labels = self.oof_scores, self.oof_labels
         if scores is None or not len(scores):
@@ -161,7 +163,13 @@ class ConfidenceModel:
         share = self.label_share
         order = np.argsort(-scores, kind="stable")
         hits = np.cumsum(labels[order])
-        precision = np.minimum(hits / np.arange(1, len(order) + 1) / share, 1.0)
+        kept = np.arange(1, len(order) + 1)
+        # The one-sided 95 % Wilson lower bound of each prefix's precision, not the point estimate:
+        # a floor chosen where 40 heads happened to look precise would overshoot on new entities.
+        z = 1.645
+        p = hits / kept
+        lower = (p + z * z / (2 * kept) - z * np.sqrt(p * (1 - p) / kept + z * z / (4 * kept * kept))) / (1 + z * z / kept)
+        precision = np.minimum(lower / share, 1.0)
         ok = np.flatnonzero((precision >= target_precision) & (np.arange(1, len(order) + 1) >= min_kept))
         if not len(ok):
             return 1.0
