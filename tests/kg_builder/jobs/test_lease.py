@@ -170,7 +170,7 @@ def test_the_heartbeat_thread_refreshes_and_notices_a_takeover(store):
 
 
 def test_a_version_1_job_file_is_upgraded_in_place(tmp_path):
-    from kg_builder.jobs import store as store_module
+    from kg_builder.jobs import job_store as store_module
 
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as conn:

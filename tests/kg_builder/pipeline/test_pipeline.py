@@ -152,7 +152,7 @@ def test_llm_mode_rejects_relations_outside_the_pool_and_resolves_names(trained,
                               {"name": "Meadow", "type": "place", "evidence": "sheep graze meadows"}]})
     double.malformed("not json at all")
     double.malformed("still not json")
-    options = PipelineOptions(generators=["graph", "corpus", "llm"], llm_samples=2, keep_fraction=1.0)
+    options = PipelineOptions(generators=["graph", "corpus", "llm"], llm_samples=2, keep_fraction=1.0, max_per_entity=200)
     pipeline = KnowledgePipeline(GraphSnapshot.from_store(store, "zoo"), models, options, llm=llm)
     run = pipeline.run("sheep")
     assert run.relations.filtered_by == "llm" and [c.relation for c in run.relations.kept] == ["lives_in"]
