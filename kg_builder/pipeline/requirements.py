@@ -96,6 +96,8 @@ def missing_models(settings: Settings, domain: str, generators: Sequence[str], *
     specs += [spec for g in generators if (spec := GENERATOR_MODELS.get(g)) is not None]
     if use_reranker:
         specs += [RERANKER, CONFIDENCE[mode]]
+    else:  # the confidence fitted without the reranker's features, saved beside the full one
+        specs.append((CONFIDENCE[mode][0] + "-no-reranker", CONFIDENCE[mode][1]))
     out, seen = [], set()
     for spec in specs:
         missing = _missing(settings, spec, domain)
