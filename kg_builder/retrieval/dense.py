@@ -5,9 +5,9 @@ similarity is a dot product). Search is one matrix-vector product over all rows,
 enough up to ~100k documents (100k x 384 float32 = 150 MB, a few ms per query); beyond that an
 approximate index would replace :meth:`DenseIndex.scores`, nothing else.
 
-The encoder truncates each text to its ``max_length`` tokens (64 by default), so a document's
-embedding reflects its title and first sentences; build the index with
-``TextEncoder(max_length=256)`` for longer documents (about 4x the encoding time).
+The encoder truncates each text to its ``max_length`` tokens (the model's own 256 by default, about
+4x the encoding time of the 64 tokens used before); ``TextEncoder(max_length=64)`` builds a faster
+index that reflects a document's title and first sentences only.
 
 A saved index is a folder: ``embeddings.npy`` (float32 [n, dim]), ``ids.json`` (the document id of
 each row) and ``config.json`` (kind, version, dim, encoder folder name).
