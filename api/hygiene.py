@@ -22,7 +22,9 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.limits import replaying
 
 NONFINITE = "must be a finite number (NaN and infinities are not accepted)"
 SURROGATE = "is not valid Unicode: it holds a lone surrogate (an unpaired \\ud800-\\udfff escape)"
@@ -128,16 +130,7 @@ class InputHygiene:
             for path, reason in problems(parsed):
                 await self._reply(send, _error(["body", *path], reason))
                 return
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
 
 __all__ = ["InputHygiene", "json_safe", "problems"]

@@ -54,18 +54,19 @@ class DatabaseStatus:
         return {**self.__dict__, "home": str(self.home)}
 
 
-def _pid_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """True when process ``pid`` exists on this machine and is not a zombie (a child that was
+    killed but not yet reaped still answers ``kill(0)``)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    # A zombie child (ours, not yet reaped) still answers kill(0): treat as gone.
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
         return True
 
 
@@ -104,7 +105,7 @@ class EmbeddedDatabase:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        if _pid_alive(pid):
+        if process_alive(pid):
             return pid
         self.pid_file.unlink(missing_ok=True)
         return None
@@ -119,10 +120,9 @@ class EmbeddedDatabase:
 
     def _answers(self) -> bool:
         from neo4j import GraphDatabase  # the driver is the only client
+        from neo4j.exceptions import AuthError
 
         import cypher
-
-        from neo4j.exceptions import AuthError
 
         try:
             with GraphDatabase.driver(self.settings.bolt_uri, auth=(self.settings.graph_user, self.password()),
@@ -215,11 +215,11 @@ class EmbeddedDatabase:
             return False
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _pid_alive(pid):
+        while time.monotonic() < deadline and process_alive(pid):
             time.sleep(0.2)
-        if _pid_alive(pid):
+        if process_alive(pid):
             os.kill(pid, signal.SIGKILL)
-            while _pid_alive(pid):
+            while process_alive(pid):
                 time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
         return True

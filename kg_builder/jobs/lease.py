@@ -21,7 +21,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
+
+from kg_builder.graphdb.embedded import process_alive
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +41,8 @@ def parse_owner(owner: str) -> tuple[str, int | None, str]:
     return host, int(pid) if pid.isdigit() else None, task
 
 
-def process_exists(pid: int) -> bool:
-    """True when process ``pid`` exists on this machine and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed child that nobody has reaped yet still answers kill(0)
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        return True
+#: True when a process exists on this machine and is not a zombie (the database launcher's check).
+process_exists = process_alive
 
 
 def lease_alive(owner: str | None, heartbeat: float | None, *, lease_s: float, now: float | None = None) -> bool:
