@@ -78,10 +78,14 @@ class ImportReport:
                 "seconds": round(self.seconds, 2)}
 
 
-DESCRIPTIONS = {
-    "complement": "items bought together with or used alongside the head item",
-    "substitute": "items that can replace the head item",
-}
+# The dataset's item-link names (Office) -> the relation names the graph and the product pool use.
+ITEM_LINK_RELATIONS = {"complement": "complementary to", "substitute": "substitute for"}
+
+
+def _domain(dataset: Dataset) -> dict[str, str]:
+    """The ``domain`` property of a shared (named) brand or category: the recommendation set that
+    imported it last; the product corpus is not a domain and leaves it alone."""
+    return {} if dataset.kind == "corpus" else {"domain": dataset.name}
 
 
 def _category_paths(dataset: Dataset, item: ItemRecord) -> list[tuple[str, ...]]:
@@ -138,6 +142,11 @@ class DatasetImporter:
         source = (f"dataset:{dataset.name}",)
         self.store.setup_schema()
         item_keys = {item.id: keys.item(item) for item in dataset.items}
+        product_view = None
+        if dataset.kind == "rec":
+            from kg_builder.products.domain import is_product_domain, product_kg
+
+            product_view = product_kg(dataset) if is_product_domain(dataset.name) else None
 
         self._nodes(report, "entities", ENTITY, self._entity_nodes(dataset, keys, source))
         self._nodes(report, "items", ITEM, self._item_nodes(dataset, item_keys, source))
@@ -146,7 +155,13 @@ class DatasetImporter:
         self._nodes(report, "users", USER, self._user_nodes(dataset, keys, source))
 
         relations = [(r.id, r.text) for r in dataset.relations]
-        relations += [(name, DESCRIPTIONS.get(name)) for name in sorted({link.relation for link in dataset.item_links})]
+        if product_view is not None:
+            relations += [(r.id, r.text) for r in product_view.relations]
+        else:
+            from kg_builder.products.domain import PRODUCT_RELATIONS
+
+            links = sorted({ITEM_LINK_RELATIONS.get(link.relation, link.relation) for link in dataset.item_links})
+            relations += [(name, PRODUCT_RELATIONS[name][2] if name in PRODUCT_RELATIONS else None) for name in links]
         if relations:
             self.store.register_relations(relations, source=source[0])
             report.nodes["Relation"] = len(relations)
@@ -154,6 +169,8 @@ class DatasetImporter:
         self._edges(report, "triples", list(self._kg_triples(dataset, keys, source)))
         self._edges(report, "catalogue edges", list(self._catalogue_edges(dataset, keys, item_keys, source)))
         self._edges(report, "interactions", list(self._interactions(dataset, keys, item_keys, source)))
+        if product_view is not None:
+            self._product_view(report, dataset, product_view, source)
         report.skipped = sum(i.item not in item_keys for i in dataset.interactions) + sum(
             link.head not in item_keys or link.tail not in item_keys for link in dataset.item_links)
         report.seconds = time.perf_counter() - started
@@ -175,6 +192,24 @@ class DatasetImporter:
         for triple in triples:
             rel_type = triple.rel_type or schema.relation_type_for(triple.relation)
             report.edges[rel_type] = report.edges.get(rel_type, 0) + 1
+
+    def _product_view(self, report: ImportReport, dataset: Dataset, view: Dataset, source: tuple[str, ...]) -> None:
+        """A product domain's extras (kg_builder/products/domain.py): names for the brands and
+        categories the dataset knows only by id (with ``name_source``), and the derived relations
+        (``used with``, ``sells in``) with their split."""
+        from kg_builder.products.domain import DERIVED_RELATIONS, derived_names
+
+        named = derived_names(dataset)
+        for label in (CATEGORY, BRAND):
+            self._nodes(report, f"{label.lower()} names", label,
+                        [NodeWrite(label=label, id=d.key, name=d.name, props={"name_source": d.source}, sources=source)
+                         for d in named if schema.label_for_key(d.key) == label])
+        key = lambda native: schema.graph_key(dataset.name, native)  # noqa: E731
+        self._edges(report, "derived relations", [
+            TripleWrite(head=key(t.head), relation=t.relation, tail=key(t.tail),
+                        head_label=schema.label_for_key(key(t.head)), tail_label=schema.label_for_key(key(t.tail)),
+                        sources=(*source, "derived:product-graph"), props={"split": split})
+            for split, triples in view.triples.items() for t in triples if t.relation in DERIVED_RELATIONS])
 
     # --- nodes ---------------------------------------------------------------------------------
     @staticmethod
@@ -199,7 +234,8 @@ class DatasetImporter:
                     if cid not in seen:
                         seen.add(cid)
                         yield NodeWrite(label=CATEGORY, id=cid, name=path[depth],
-                                        props={"depth": depth, "path": list(path[: depth + 1])}, sources=source)
+                                        props={"depth": depth, "path": list(path[: depth + 1]), **_domain(dataset)},
+                                        sources=source)
             for native in item.category_ids:
                 cid = keys.category_id(native)
                 if cid not in seen:
@@ -213,7 +249,8 @@ class DatasetImporter:
         for item in dataset.items:
             if item.brand and schema.slug(item.brand) and keys.brand(item.brand) not in seen:
                 seen.add(keys.brand(item.brand))
-                yield NodeWrite(label=BRAND, id=keys.brand(item.brand), name=item.brand, sources=source)
+                yield NodeWrite(label=BRAND, id=keys.brand(item.brand), name=item.brand, props=_domain(dataset),
+                                sources=source)
             if item.brand_id and keys.brand_id(item.brand_id) not in seen:
                 seen.add(keys.brand_id(item.brand_id))
                 yield NodeWrite(label=BRAND, id=keys.brand_id(item.brand_id),
@@ -259,8 +296,8 @@ class DatasetImporter:
                                   tail_label=BRAND, rel_type=schema.HAS_BRAND, sources=source)
         for link in dataset.item_links:
             if link.head in item_keys and link.tail in item_keys:
-                yield TripleWrite(head=item_keys[link.head], relation=link.relation, tail=item_keys[link.tail],
-                                  head_label=ITEM, tail_label=ITEM, sources=source)
+                yield TripleWrite(head=item_keys[link.head], relation=ITEM_LINK_RELATIONS.get(link.relation, link.relation),
+                                  tail=item_keys[link.tail], head_label=ITEM, tail_label=ITEM, sources=source)
         for item_native, entity_native in dataset.item_entities.items():
             if item_native in item_keys:
                 yield TripleWrite(head=item_keys[item_native], relation="same as", tail=keys.entity(entity_native),

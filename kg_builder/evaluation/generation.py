@@ -41,6 +41,7 @@ from pydantic import BaseModel
 
 from kg_builder.datasets import Dataset
 from kg_builder.errors import InvalidInputError
+from kg_builder.graphdb import schema
 from kg_builder.llm.base import LLM
 from kg_builder.pipeline.confidence import FEATURES, ConfidenceModel, brier, expected_calibration_error
 from kg_builder.pipeline.generators import GENERATORS
@@ -62,7 +63,9 @@ def _heads(dataset: Dataset, split: str, max_entities: int | None, seed: int) ->
 
 
 def _truth(dataset: Dataset, split: str) -> set[Triple]:
-    key = f"{dataset.name}:{{}}".format
+    def key(native: str) -> str:
+        return schema.graph_key(dataset.name, native)
+
     return {(key(t.head), t.relation, key(t.tail)) for t in dataset.triples[split]}
 
 
@@ -70,7 +73,7 @@ def candidate_runs(pipeline: KnowledgePipeline, dataset: Dataset, heads: Sequenc
                    progress: Progress | None = None, label: str = "") -> list[EntityRun]:
     runs = []
     for i, head in enumerate(heads):
-        runs.append(pipeline.candidates(pipeline.snapshot.entities[f"{dataset.name}:{head}"]))
+        runs.append(pipeline.candidates(pipeline.snapshot.entities[schema.graph_key(dataset.name, head)]))
         if progress:
             progress(i + 1, len(heads), label)
     return runs

@@ -619,32 +619,54 @@ class GraphStore:
         return self._query(cypher.render("entity_profiles"))
 
     # --- bounded reads of one domain (a job's snapshot: kg_builder/pipeline/snapshot.py) -----------
-    # An Entity belongs to a domain when its `domain` property is that domain or when it has none
+    # A node belongs to a domain when its `domain` property is that domain or when it has none
     # (nodes a job created); `exclude_job` leaves out what that job created. Every read starts from
-    # an index (id, name_norm, domain), so its cost does not grow with other domains' data.
+    # an index (id, name_norm, domain) of one label in ``labels`` (one statement per label: a KG
+    # domain's knowledge nodes are Entity nodes; a product domain's are Item, Brand, Category and
+    # Entity nodes), so its cost does not grow with other domains' data.
+    @staticmethod
+    def _labels(labels: Sequence[str]) -> list[str]:
+        checked = [schema.node_label(label) for label in dict.fromkeys(labels)]
+        if not checked:
+            raise InvalidInputError("labels", "name at least one node label")
+        return checked
+
     def domain_entities_by_ids(self, domain: str, ids: Iterable[str], *, exclude_job: str | None = None,
-                               chunk: int = 1000) -> list[dict[str, Any]]:
-        """(id, name, description, type) of the named Entity nodes of ``domain`` among ``ids``."""
+                               chunk: int = 1000, labels: Sequence[str] = (ENTITY,)) -> list[dict[str, Any]]:
+        """(id, name, description, type) of the named nodes of ``domain`` among ``ids``; each id is
+        looked up under the label its key has (:func:`schema.label_for_key`) when that label is in
+        ``labels``, else under every label of ``labels``."""
         wanted = list(dict.fromkeys(_check_id(i, "id") for i in ids))
-        text = cypher.render("snapshot_entities_by_ids")
+        allowed = self._labels(labels)
+        by_label: dict[str, list[str]] = {label: [] for label in allowed}
+        for node_id in wanted:
+            label = schema.label_for_key(node_id)
+            for target in ([label] if label in by_label else allowed):
+                by_label[target].append(node_id)
         rows: list[dict[str, Any]] = []
-        for batch in _batches(wanted, chunk):
-            rows += self._query(text, ids=list(batch), domain=domain, exclude_job=exclude_job)
+        for label, label_ids in by_label.items():
+            text = cypher.render("snapshot_entities_by_ids", label=label)
+            for batch in _batches(label_ids, chunk):
+                rows += self._query(text, ids=list(batch), domain=domain, exclude_job=exclude_job)
         return rows
 
-    def domain_entities_by_names(self, domain: str, names: Iterable[str], *,
-                                 exclude_job: str | None = None) -> list[dict[str, Any]]:
-        """Named Entity nodes of ``domain`` whose normalised name equals one of ``names``' (ordered by id);
-        each row has ``name_norm``."""
+    def domain_entities_by_names(self, domain: str, names: Iterable[str], *, exclude_job: str | None = None,
+                                 labels: Sequence[str] = (ENTITY,)) -> list[dict[str, Any]]:
+        """Named nodes of ``domain`` (of ``labels``) whose normalised name equals one of ``names``'
+        (ordered by id); each row has ``name_norm``."""
         norms = sorted({schema.normalize_name(n) for n in names} - {""})
         if not norms:
             return []
-        return self._query(cypher.render("snapshot_entities_by_names"), names_norm=norms, domain=domain,
-                           exclude_job=exclude_job)
+        rows: list[dict[str, Any]] = []
+        for label in self._labels(labels):
+            rows += self._query(cypher.render("snapshot_entities_by_names", label=label), names_norm=norms,
+                                domain=domain, exclude_job=exclude_job)
+        return sorted(rows, key=lambda r: r["id"])
 
     def domain_edges(self, domain: str, ids: Iterable[str], *, direction: str, exclude_job: str | None = None,
-                     limit: int = 100_000) -> list[dict[str, Any]]:
-        """Edges between the Entity nodes ``ids`` and named Entity nodes of ``domain``.
+                     limit: int = 100_000, labels: Sequence[str] = (ENTITY,)) -> list[dict[str, Any]]:
+        """Edges between the nodes ``ids`` (looked up by their keys' labels among ``labels``) and
+        named nodes of ``domain``.
 
         ``direction="out"``: rows ``head, relation`` and the tail's ``id, name, description, type``;
         ``direction="in"``: rows ``tail, relation`` and the head's profile. At most ``limit`` rows.
@@ -654,36 +676,57 @@ class GraphStore:
         if not isinstance(limit, int) or limit < 1:
             raise InvalidInputError("limit", "must be a positive integer")
         wanted = list(dict.fromkeys(_check_id(i, "id") for i in ids))
-        if not wanted:
-            return []
-        return self._query(cypher.render(f"snapshot_{direction}_edges"), ids=wanted, domain=domain,
-                           exclude_job=exclude_job, limit=limit)
+        allowed = self._labels(labels)
+        by_label: dict[str, list[str]] = {}
+        for node_id in wanted:
+            label = schema.label_for_key(node_id)
+            for target in ([label] if label in allowed else allowed):
+                by_label.setdefault(target, []).append(node_id)
+        rows: list[dict[str, Any]] = []
+        for label, label_ids in by_label.items():
+            if len(rows) >= limit:
+                break
+            rows += self._query(cypher.render(f"snapshot_{direction}_edges", label=label), ids=label_ids,
+                                domain=domain, exclude_job=exclude_job, limit=limit - len(rows))
+        return rows
 
     def domain_relation_range(self, domain: str, relation: str, *, exclude_job: str | None = None,
-                              limit: int = 10_000) -> list[dict[str, Any]]:
-        """Tails of ``relation`` among ``domain``'s entities, most frequent first: rows ``tail``, ``count``
-        and the tail's ``name, description, type``."""
+                              limit: int = 10_000, labels: Sequence[str] = (ENTITY,)) -> list[dict[str, Any]]:
+        """Tails of ``relation`` from ``domain``'s heads (of ``labels``), most frequent first: rows
+        ``tail``, ``count`` and the tail's ``name, description, type``."""
         rel_type = schema.relation_type_for(relation)
-        return self._query(cypher.render("snapshot_relation_range", rel_type=rel_type), domain=domain,
-                           exclude_job=exclude_job, limit=int(limit))
+        counts: dict[str, dict[str, Any]] = {}
+        for label in self._labels(labels):
+            for row in self._query(cypher.render("snapshot_relation_range", rel_type=rel_type, label=label),
+                                   domain=domain, exclude_job=exclude_job, limit=int(limit)):
+                if row["tail"] in counts:
+                    counts[row["tail"]]["count"] += row["count"]
+                else:
+                    counts[row["tail"]] = dict(row)
+        return sorted(counts.values(), key=lambda r: (-r["count"], r["tail"]))[: int(limit)]
 
-    def domain_entities(self, domain: str, *, exclude_job: str | None = None) -> list[dict[str, Any]]:
-        """(id, name, description, type) of every named Entity of ``domain`` not created by ``exclude_job``
-        (a whole-domain read)."""
-        return self._query(cypher.render("snapshot_domain_entities"), domain=domain, exclude_job=exclude_job)
+    def domain_entities(self, domain: str, *, exclude_job: str | None = None,
+                        labels: Sequence[str] = (ENTITY,)) -> list[dict[str, Any]]:
+        """(id, name, description, type) of every named node (of ``labels``) of ``domain`` not created
+        by ``exclude_job`` (a whole-domain read)."""
+        return [row for label in self._labels(labels)
+                for row in self._query(cypher.render("snapshot_domain_entities", label=label), domain=domain,
+                                       exclude_job=exclude_job)]
 
     def domain_relation_pool(self, domain: str) -> list[RelationInfo]:
         """The relations that dataset ``domain``'s import registered (source ``dataset:<domain>``)."""
         return [RelationInfo(type=r["type"], name=r["name"] or r["type"], description=r["description"])
                 for r in self._query(cypher.render("snapshot_relation_pool"), source=f"dataset:{domain}")]
 
-    def domain_entity_profiles(self, domain: str) -> list[dict[str, Any]]:
-        """(id, name, description, type) of every named Entity whose ``domain`` is ``domain``."""
-        return self._query(cypher.render("domain_entity_profiles"), domain=domain)
+    def domain_entity_profiles(self, domain: str, *, labels: Sequence[str] = (ENTITY,)) -> list[dict[str, Any]]:
+        """(id, name, description, type) of every named node (of ``labels``) whose ``domain`` is ``domain``."""
+        return [row for label in self._labels(labels)
+                for row in self._query(cypher.render("domain_entity_profiles", label=label), domain=domain)]
 
-    def count_domain_entities(self, domain: str) -> int:
-        """Number of Entity nodes whose ``domain`` is ``domain``."""
-        return int(self._query(cypher.render("count_domain_entities"), domain=domain)[0]["count"])
+    def count_domain_entities(self, domain: str, *, labels: Sequence[str] = (ENTITY,)) -> int:
+        """Number of nodes (of ``labels``) whose ``domain`` is ``domain``."""
+        return sum(int(self._query(cypher.render("count_domain_entities", label=label), domain=domain)[0]["count"])
+                   for label in self._labels(labels))
 
     def export_triples(self, *, fetch_size: int = 2000) -> Iterator[ExportedTriple]:
         """Stream every edge with provenance, ``fetch_size`` records per round trip.

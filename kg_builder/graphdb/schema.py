@@ -47,9 +47,18 @@ PROPERTY_INDEXES: tuple[tuple[str, str, str], ...] = tuple(
     for prop in ("name_norm",)  # lookups by name go through name_norm; a `name` index would only slow writes
 ) + (
     # A job's snapshot reads one domain (kg_builder/pipeline/snapshot.py): its entities, the heads
-    # its relation statistics start from, its embedding index; all through this index.
+    # its relation statistics start from, its embedding index; all through these indexes (a product
+    # domain's nodes are items, brands and categories).
     ("entity_domain", ENTITY, "domain"),
+    ("item_domain", ITEM, "domain"),
+    ("brand_domain", BRAND, "domain"),
+    ("category_domain", CATEGORY, "domain"),
 )
+# Labels a knowledge job's source or target may carry (users and relations are not knowledge nodes).
+KNOWLEDGE_LABELS: tuple[str, ...] = (ENTITY, ITEM, BRAND, CATEGORY)
+# Keys that are not prefixed by their dataset, because one node serves several datasets: an item by
+# its ASIN, a named brand, a named category path (kg_builder/ingest.py).
+GLOBAL_KEY_PREFIXES: tuple[str, ...] = ("amazon:", "brand:", "category:")
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 _TYPE_RUN = re.compile(r"[^A-Za-z0-9]+")
@@ -116,3 +125,47 @@ def key_part(text: str, max_length: int = 64) -> str:
         return value
     digest = hashlib.sha1(value.encode("utf-8")).hexdigest()[:12]
     return f"{value[: max_length - 13].rstrip('-')}-{digest}"
+
+
+# --- graph keys ------------------------------------------------------------------------------------
+def graph_key(domain: str, native: str) -> str:
+    """The graph key of a dataset's own id: ``{domain}:{native}``, except for ids that already are
+    global keys (``amazon:B000...``, ``brand:3m``, ``category:...``: the product-graph view of a
+    domain names its items, brands and categories by their graph keys).
+
+    >>> graph_key("umls", "virus"), graph_key("amazon14_office", "amazon:B0001")
+    ('umls:virus', 'amazon:B0001')
+    """
+    return native if native.startswith(GLOBAL_KEY_PREFIXES) else f"{domain}:{native}"
+
+
+def native_key(domain: str, key: str) -> str | None:
+    """The inverse of :func:`graph_key`: the id ``domain``'s trained models use for ``key``, or None
+    when the key is not one of ``domain``'s (another dataset's node, a node a job created)."""
+    prefix = f"{domain}:"
+    if key.startswith(prefix):
+        return key[len(prefix):]
+    return key if key.startswith(GLOBAL_KEY_PREFIXES) else None
+
+
+def label_for_key(key: str) -> str:
+    """The node label a key belongs to, from the key's form (kg_builder/ingest.py's key table):
+    ``amazon:<ASIN>`` and ``<dataset>:item:<id>`` are items, ``brand:...`` and
+    ``<dataset>:brand:<id>`` brands, ``category:...`` and ``<dataset>:category:<id>`` categories
+    (``<id>`` an integer, as every dataset's item, brand and category ids are; a node a job creates
+    is ``<domain>:<name>[:<type>]`` and never has an integer there by accident of its name alone);
+    everything else (``umls:virus``, nodes jobs create) is an entity.
+
+    >>> label_for_key("amazon14_office:category:12"), label_for_key("umls:virus")
+    ('Category', 'Entity')
+    """
+    if key.startswith("amazon:"):
+        return ITEM
+    if key.startswith("brand:"):
+        return BRAND
+    if key.startswith("category:"):
+        return CATEGORY
+    parts = key.split(":", 2)
+    if len(parts) == 3 and parts[2].isdigit():  # dataset ids of items, brands, categories are integers
+        return {"item": ITEM, "brand": BRAND, "category": CATEGORY, "user": USER}.get(parts[1], ENTITY)
+    return ENTITY

@@ -27,10 +27,10 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from kg_builder.errors import InvalidInputError
 from kg_builder.llm.base import LLM
@@ -45,6 +45,7 @@ from kg_builder.retrieval.utility import UtilityReranker
 from kg_builder.settings import Settings
 from kg_builder.graphdb import GraphStore, NodeWrite, TripleWrite
 from kg_builder.graphdb import schema
+from kg_builder.products.domain import is_product_domain
 
 from .confidence import FEATURES, ConfidenceModel, default_model_name
 from .generators import GENERATORS, Voted, build_generator, vote
@@ -108,13 +109,27 @@ class PipelineOptions(BaseModel):
 
 
 class SourceEntity(BaseModel):
-    """S as a job submits it."""
+    """S as a job submits it: by ``name`` (matched by normalised name within the domain, among
+    nodes of ``label`` when given), or by ``id`` (a graph key such as ``amazon:B00000JBLU`` or
+    ``amazon14_office:category:5``, or the dataset's own id, ``category:5``, ``virus``), which must
+    name a node of the domain. With only an id, the name is the id until the node's name replaces it."""
 
     model_config = {"extra": "forbid", "str_strip_whitespace": True}
 
-    name: str = Field(min_length=1, max_length=300)
+    name: str = Field(None, min_length=1, max_length=300)  # type: ignore[assignment]  (filled from id)
     type: str | None = Field(None, max_length=100)
     description: str | None = Field(None, max_length=5000)
+    id: str | None = Field(None, min_length=1, max_length=300)
+    label: Literal["Entity", "Item", "Brand", "Category"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_or_id(cls, value: Any) -> Any:
+        if isinstance(value, dict) and not value.get("name"):
+            if not value.get("id"):
+                raise ValueError("give the entity's name or its id")
+            value = {**value, "name": value["id"]}
+        return value
 
     @field_validator("name")
     @classmethod
@@ -258,7 +273,15 @@ class KnowledgePipeline:
     def source(self, entity: SourceEntity | str) -> EntityInfo:
         """S as a graph entity: the existing node with that name (and a compatible type), or a new one."""
         entity = SourceEntity(name=entity) if isinstance(entity, str) else entity
+        if entity.id is not None:
+            key = entity.id if entity.id in self.snapshot.entities else schema.graph_key(self.snapshot.domain, entity.id)
+            if key not in self.snapshot.entities:
+                raise InvalidInputError("id", f"{entity.id!r} is not a node of domain {self.snapshot.domain!r}")
+            found = self.snapshot.entities[key]
+            return EntityInfo(found.id, found.name, entity.description or found.description, found.type or entity.type)
         for found in self.snapshot.find(entity.name):
+            if entity.label and schema.label_for_key(found.id) != entity.label:
+                continue
             if not entity.type or not found.type or schema.normalize_name(found.type) == schema.normalize_name(entity.type):
                 return EntityInfo(found.id, found.name, entity.description or found.description, found.type or entity.type)
         return EntityInfo(f"kg:{schema.key_part(entity.name)}", entity.name, entity.description, entity.type)
@@ -351,6 +374,13 @@ class KnowledgePipeline:
         resolver = resolver or EntityResolver(store, domain=self.snapshot.domain, encoder=self.models.encoder,
                                               name_index=EntityIndexNeighbours(index) if index is not None else None)
         report = WriteReport()
+        catalogue = is_product_domain(self.snapshot.domain)
+        if catalogue:
+            # A product domain's targets are catalogue nodes (items, brands, categories): a name that
+            # resolved to none of them is reported (``not_in_catalogue``), never written as a new node.
+            runs = [r.model_copy(update={"candidates": [c for c in r.candidates if c.target_id is not None or not c.kept]})
+                    for r in runs]
+            report.not_in_catalogue = sum(1 for r in runs for c in r.candidates if c.kept and c.target_id is None)
         sources_needed = [r.entity for r in runs if r.kept and r.entity.id not in self.snapshot.entities]
         names = [Candidate(name=c.target_name, type=c.target_type) for r in runs for c in r.kept if c.target_id is None]
         resolution = resolver.run([Candidate(name=e.name, type=e.type) for e in sources_needed] + names,
@@ -375,7 +405,8 @@ class KnowledgePipeline:
                     continue
                 writes.append(TripleWrite(head=head, relation=c.relation, tail=tail, confidence=float(c.confidence or 0.0),
                                           sources=tuple(c.sources), evidence=tuple(c.evidence), job_id=job_id,
-                                          props=c.provenance))
+                                          props=c.provenance, head_label=schema.label_for_key(head),
+                                          tail_label=schema.label_for_key(tail)))
                 edges.append(Edge(head, c.relation, tail))
         if writes:
             report.triples_written = store.upsert_triples(writes)
@@ -404,6 +435,7 @@ class WriteReport(BaseModel):
     triples_written: int = 0
     new_nodes: int = 0
     merged: int = 0
+    not_in_catalogue: int = 0  # product domains: kept names that matched no catalogue node (not written)
 
 
 def select(run: EntityRun, options: PipelineOptions, confidence: ConfidenceModel | None, *,

@@ -107,7 +107,9 @@ class GraphSnapshot:
         if missing:
             raise InvalidInputError("splits", f"{dataset.name} has no split(s) {missing}; it has "
                                     f"{sorted(dataset.triples)}")
-        key = f"{dataset.name}:{{}}".format
+        def key(native: str) -> str:
+            return schema.graph_key(dataset.name, native)
+
         entities = {key(e.id): EntityInfo(key(e.id), e.name, e.description) for e in dataset.entities}
         relations = {r.id: r.text for r in dataset.relations}
         edges = [Edge(key(t.head), t.relation, key(t.tail)) for s in splits for t in dataset.triples[s]]
@@ -148,9 +150,9 @@ class GraphSnapshot:
 
     # --- reads ---------------------------------------------------------------------------------
     def native(self, node_id: str) -> str | None:
-        """The dataset's own id of a key of this domain (``umls:virus`` -> ``virus``), else None."""
-        prefix = f"{self.domain}:"
-        return node_id[len(prefix):] if node_id.startswith(prefix) else None
+        """The dataset's own id of a key of this domain (``umls:virus`` -> ``virus``; a product
+        domain's global keys such as ``amazon:B0001`` are their own ids), else None."""
+        return schema.native_key(self.domain, node_id)
 
     def find(self, name: str) -> list[EntityInfo]:
         """Entities whose normalised name equals ``name``'s."""
@@ -243,7 +245,8 @@ class _StoreEntities(Mapping[str, EntityInfo]):
             snapshot = self._snapshot
             log.info("reading every entity of %r (a whole-domain read: iterate snapshot.entities only when "
                      "the whole domain is needed)", snapshot.domain)
-            for row in snapshot.store.domain_entities(snapshot.domain, exclude_job=snapshot.exclude_job):
+            for row in snapshot.store.domain_entities(snapshot.domain, exclude_job=snapshot.exclude_job,
+                                                      labels=snapshot.labels):
                 snapshot._remember(row)
             snapshot.reads["domain_entities"] += 1
             self.all_loaded = True
@@ -290,6 +293,9 @@ class StoreSnapshot(GraphSnapshot):
         self.edge_limit = edge_limit
         self.range_limit = range_limit
         self.reads: Counter[str] = Counter()
+        from kg_builder.products.domain import domain_labels
+
+        self.labels = domain_labels(domain)
         pool = store.domain_relation_pool(domain)
         self.reads["relation_pool"] += 1
         if not pool:
@@ -318,7 +324,8 @@ class StoreSnapshot(GraphSnapshot):
         missing = [i for i in dict.fromkeys(node_ids) if isinstance(i, str) and i and i not in cache]
         if not missing:
             return
-        rows = self.store.domain_entities_by_ids(self.domain, missing, exclude_job=self.exclude_job)
+        rows = self.store.domain_entities_by_ids(self.domain, missing, exclude_job=self.exclude_job,
+                                                 labels=self.labels)
         self.reads["entities_by_ids"] += 1
         for row in rows:
             self._remember(row)
@@ -330,7 +337,8 @@ class StoreSnapshot(GraphSnapshot):
         if not norm:
             return []
         if norm not in self._by_norm:
-            rows = self.store.domain_entities_by_names(self.domain, [name], exclude_job=self.exclude_job)
+            rows = self.store.domain_entities_by_names(self.domain, [name], exclude_job=self.exclude_job,
+                                                       labels=self.labels)
             self.reads["entities_by_names"] += 1
             self._by_norm[norm] = [self._remember(row).id for row in rows]
         ids = self._by_norm[norm] + [i for i in self._added_by_norm.get(norm, ()) if i not in self._by_norm[norm]]
@@ -353,7 +361,7 @@ class StoreSnapshot(GraphSnapshot):
         found: dict[str, list[Edge]] = {i: [] for i in wanted}
         if visible:
             rows = self.store.domain_edges(self.domain, visible, direction=direction, exclude_job=self.exclude_job,
-                                           limit=self.edge_limit)
+                                           limit=self.edge_limit, labels=self.labels)
             self.reads[f"{direction}_edges"] += 1
             if len(rows) >= self.edge_limit:
                 log.warning("%s edges of %d node(s) cut at %d rows", direction, len(visible), self.edge_limit)
@@ -392,7 +400,7 @@ class StoreSnapshot(GraphSnapshot):
             if relation not in self.relations:
                 return Counter()
             rows = self.store.domain_relation_range(self.domain, relation, exclude_job=self.exclude_job,
-                                                    limit=self.range_limit)
+                                                    limit=self.range_limit, labels=self.labels)
             self.reads["relation_range"] += 1
             self._range[relation] = Counter({self._remember({**row, "id": row["tail"]}).id: int(row["count"])
                                              for row in rows})

@@ -246,7 +246,7 @@ class EntityIndex:
             return len(keep)
 
     def ensure_built(self, store: GraphStore, *, progress: Callable[[int], None] | None = None) -> int:
-        """Add every named Entity of the domain that the index lacks, once (then :attr:`built`).
+        """Add every named node of the domain (its knowledge labels) that the index lacks, once (then :attr:`built`).
 
         Reads the domain's entities through the ``domain`` index (never other domains') and embeds
         only those missing. Returns the number of rows added (0 when already built).
@@ -258,7 +258,9 @@ class EntityIndex:
             with self._writing():
                 if self.built:  # another process built it while we waited for the lock
                     return 0
-                rows = store.domain_entity_profiles(self.domain)
+                from kg_builder.products.domain import domain_labels
+
+                rows = store.domain_entity_profiles(self.domain, labels=domain_labels(self.domain))
                 added = self._add_texts(((r["id"], entity_text(r["name"], r.get("description"))) for r in rows),
                                         progress=progress)
                 self._meta["built"] = True

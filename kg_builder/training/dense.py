@@ -230,7 +230,9 @@ def train_dense(
     """
     settings = settings or Settings()
     if isinstance(dataset, str):
-        ds = load_dataset(dataset, Path(data_dir) if data_dir is not None else settings.data_dir)
+        from kg_builder.products.domain import load_kg_view
+
+        ds = load_kg_view(dataset, Path(data_dir) if data_dir is not None else settings.data_dir)
     else:
         ds = dataset
     if ds.kind not in ("kg", "kgrec") or not ds.triples.get("train"):

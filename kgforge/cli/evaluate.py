@@ -39,7 +39,7 @@ def kgc_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Filtered link prediction (MR, MRR, Hits@1/3/10) on a KG split, both directions, all entities."""
-    from kg_builder.datasets import load_dataset
+    from kg_builder.products.domain import load_kg_view
     from kg_builder.errors import KGForgeError
     from kg_builder.evaluation import evaluate_split
     from kg_builder.models.cross_encoder import TripleCrossEncoder
@@ -57,7 +57,7 @@ def kgc_command(
     root = resolve_data_dir(settings, data_dir)
     name = model or f"{ranker}-{dataset}"
     with err_console.status(f"loading {dataset} from {root} and model {name} ..."):
-        records = load_dataset(dataset, root)
+        records = load_kg_view(dataset, root)
         loader = {"dense": DenseKGModel, "hybrid": HybridKGModel, "structural": ComplEx}[ranker]
         scorer = loader.load(name, settings=settings)
         second = TripleCrossEncoder.load(rerank, settings=settings) if rerank else None
@@ -104,7 +104,7 @@ def triples_command(
 ) -> None:
     """Triple classification accuracy (true triples vs corrupted ones) with the cross-encoder; also
     against hard negatives (ComplEx's best false tail) when structural-<dataset> is trained."""
-    from kg_builder.datasets import load_dataset
+    from kg_builder.products.domain import load_kg_view
     from kg_builder.errors import DatasetError
     from kg_builder.evaluation.triples import classify_against_hard, classify_triples
     from kg_builder.models.cross_encoder import TripleCrossEncoder
@@ -113,7 +113,7 @@ def triples_command(
     from kg_builder.training.reranker import complex_top_tails
 
     settings = load_settings()
-    records = load_dataset(dataset, resolve_data_dir(settings, data_dir))
+    records = load_kg_view(dataset, resolve_data_dir(settings, data_dir))
     name = model or f"reranker-{dataset}"
     if split not in records.triples or "dev" not in records.triples:
         raise DatasetError(f"{dataset} needs the dev split and {split!r} on disk (present: {', '.join(records.triples)})")

@@ -118,7 +118,7 @@ def train_confidence_command(
     A job applies only the model of its own mode (offline, or LLM when one is configured)."""
     import time
 
-    from kg_builder.datasets import load_dataset
+    from kg_builder.products.domain import load_kg_view
     from kg_builder.evaluation.generation import fit_confidence
     from kg_builder.models.saved import model_dir
     from kg_builder.pipeline import PipelineModels, PipelineOptions
@@ -127,7 +127,7 @@ def train_confidence_command(
 
     settings = load_settings()
     started = time.perf_counter()
-    records = load_dataset(dataset, resolve_data_dir(settings, data_dir))
+    records = load_kg_view(dataset, resolve_data_dir(settings, data_dir))
     llm = None
     if use_llm:
         from kg_builder.errors import ConfigError
@@ -171,12 +171,12 @@ def eval_generation_command(
 ) -> None:
     """Run the pipeline on held-out heads: the default policy, the precision-recall curve over the
     confidence floor, and every ablation at the same number of kept triples."""
-    from kg_builder.datasets import load_dataset
+    from kg_builder.products.domain import load_kg_view
     from kg_builder.evaluation.generation import evaluate_generation
     from kg_builder.pipeline import PipelineModels
 
     settings = load_settings()
-    records = load_dataset(dataset, resolve_data_dir(settings, data_dir))
+    records = load_kg_view(dataset, resolve_data_dir(settings, data_dir))
     options, _ = _options(generators, use_llm=False).resolve_generators(settings, dataset, llm_configured=False)
     models = PipelineModels.load(settings, dataset, options, calibrated=False)
     with step_progress() as update:

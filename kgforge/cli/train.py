@@ -92,11 +92,11 @@ def structural_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Train the structural link predictor (ComplEx-N3, 1-N scoring, reciprocal relations) and save it."""
-    from kg_builder.datasets import load_dataset
+    from kg_builder.products.domain import load_kg_view
     from kg_builder.training.structural import train_structural
 
     settings = load_settings()
-    records = load_dataset(dataset, resolve_data_dir(settings, data_dir))
+    records = load_kg_view(dataset, resolve_data_dir(settings, data_dir))
     with training_progress("epoch") as update:
         result = train_structural(dataset=records, settings=settings, rank=rank, epochs=epochs,
                                   batch_size=batch_size, lr=lr, regularization=regularization,
@@ -126,11 +126,11 @@ def hybrid_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Fit the hybrid ranker: ComplEx-N3 fused with frozen MiniLM entity-text similarity, one weight per relation."""
-    from kg_builder.datasets import load_dataset
+    from kg_builder.products.domain import load_kg_view
     from kg_builder.training.hybrid import fit_hybrid
 
     settings = load_settings()
-    records = load_dataset(dataset, resolve_data_dir(settings, data_dir))
+    records = load_kg_view(dataset, resolve_data_dir(settings, data_dir))
     with step_progress() as update:
         result = fit_hybrid(dataset=records, settings=settings, split=split, structural=structural, name=name,
                             progress=lambda phase, done, total: update(done, total, phase))
@@ -181,11 +181,11 @@ def reranker_command(
 ) -> None:
     """Fine-tune the KG-BERT-style cross-encoder (sentence-transformers CrossEncoder on MiniLM) on
     true triples vs corrupted and generator-mined hard negatives; threshold and metrics on dev."""
-    from kg_builder.datasets import load_dataset
+    from kg_builder.products.domain import load_kg_view
     from kg_builder.training.reranker import train_reranker
 
     settings = load_settings()
-    records = load_dataset(dataset, resolve_data_dir(settings, data_dir))
+    records = load_kg_view(dataset, resolve_data_dir(settings, data_dir))
     with training_progress("step") as update:
         result = train_reranker(dataset=records, settings=settings, epochs=epochs, batch_size=batch_size, lr=lr,
                                 negatives=negatives, hard_negatives_per_positive=hard_negatives,
@@ -245,12 +245,12 @@ def relations_command(
     Held-out entities are scored against a prior baseline (relations ranked by how many training
     entities have them); the saved model is then refitted on all entities.
     """
-    from kg_builder.datasets import load_dataset
+    from kg_builder.products.domain import load_kg_view
     from kg_builder.models.encoder import TextEncoder, encoder_path
     from kg_builder.training.relations import train_relation_classifier
 
     settings = load_settings()
-    records = load_dataset(dataset, resolve_data_dir(settings, data_dir))
+    records = load_kg_view(dataset, resolve_data_dir(settings, data_dir))
     encoder = TextEncoder(encoder_path(settings))
     with progress_bars() as bars:
         bars.phase("embed entities", len(records.entities))
@@ -314,15 +314,16 @@ def utility_command(
     test metrics, on held-out entities, compare the utility ranking with similarity-only rankings
     and with counting the entities a document names.
     """
-    from kg_builder.datasets import load_dataset
     from kg_builder.errors import InvalidInputError
     from kg_builder.models.encoder import TextEncoder, encoder_path
+    from kg_builder.products.domain import domain_corpus, is_product_domain, load_kg_view
     from kg_builder.retrieval import HybridRetriever, corpus_from_dataset, train_utility_reranker
     from kg_builder.retrieval.saved_utility import DEFAULT_MAX_DOCUMENT_SHARE, filtered_mentions, save_utility
 
     settings = load_settings()
-    records = load_dataset(dataset, resolve_data_dir(settings, data_dir))
-    corpus = corpus_from_dataset(records)
+    root = resolve_data_dir(settings, data_dir)
+    records = load_kg_view(dataset, root)
+    corpus = domain_corpus(records, root) if is_product_domain(dataset) else corpus_from_dataset(records)
     if not len(corpus):
         raise InvalidInputError("dataset", f"{dataset} has no entity descriptions, so there is no corpus to "
                                            "retrieve from; use a dataset with descriptions (umls, wn18rr)")

@@ -66,7 +66,8 @@ def test_rec_import_builds_catalogue_and_interactions(store):
     # ACME and Acme! normalise to one brand node; the id-only brand keeps its dataset-scoped id
     assert store.get_node("brand:acme").properties["name"] == "ACME"
     assert store.get_node("shop:brand:7", label="Brand") is not None
-    assert counts.edges == {"SUBCATEGORY_OF": 3, "IN_CATEGORY": 3, "HAS_BRAND": 3, "COMPLEMENT": 1, "INTERACTED": 3}
+    assert counts.edges == {"SUBCATEGORY_OF": 3, "IN_CATEGORY": 3, "HAS_BRAND": 3, "COMPLEMENTARY_TO": 1,
+                            "INTERACTED": 3}
     assert report.skipped == 2  # the interaction with item 999 and the link to item 404
     item = store.get_node("amazon:B001")  # ASIN-keyed item
     assert item.label == "Item" and item.properties["name"] == "Stapler"

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kg_builder.graphdb import schema
 from kg_builder.models.encoder import TextEncoder
 from kg_builder.retrieval.bm25 import BM25Index
 from kg_builder.retrieval.utility import EntityMentions, normalise_tokens
@@ -152,7 +153,7 @@ class CorpusGenerator(GeneratorContext):
         for hit in knowledge.documents:
             utility = knowledge.document_utility.get(hit.doc_id, 0.0)
             for native in self.mentions.find(hit.text):
-                target = f"{self.snapshot.domain}:{native}"
+                target = schema.graph_key(self.snapshot.domain, native)
                 if target == source or target in known or target not in span:
                     continue
                 score = utility * span[target] / total

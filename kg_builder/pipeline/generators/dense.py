@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kg_builder.graphdb import schema
 from kg_builder.models.dense import DenseKGModel
 
 from ..knowledge import Knowledge
@@ -30,7 +31,7 @@ class DenseGenerator(GeneratorContext):
             ranked = self.model.top_k_text(knowledge.entity.text(), relation.relation, k=depth)
         out = []
         for native_target, score in ranked:
-            target = f"{self.snapshot.domain}:{native_target}"
+            target = schema.graph_key(self.snapshot.domain, native_target)
             if target == source or target in known or target not in self.snapshot.entities:
                 continue
             out.append(Proposal(relation=relation.relation, target_id=target,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kg_builder.graphdb import schema
 from kg_builder.models.structural import ComplEx
 from kg_builder.ranking import Query
 
@@ -36,7 +37,7 @@ class GraphGenerator(GeneratorContext):
         log_z = np.logaddexp.reduce(scores[np.isfinite(scores)])
         out = []
         for i in top:
-            target = f"{self.snapshot.domain}:{self.model.entity_ids[i]}"
+            target = schema.graph_key(self.snapshot.domain, self.model.entity_ids[i])
             if not np.isfinite(scores[i]) or target == source or target in known or target not in self.snapshot.entities:
                 continue
             out.append(Proposal(relation=relation.relation, target_id=target,
