@@ -9,15 +9,16 @@ for categories known only by an id (Office's ``i_category``), ``category:{path}`
 **Category representation and labels.** A category is represented by its items' titles
 (:class:`CategoryCatalogue`). Office's ids have no names, so :func:`label_categories` derives a
 readable label from the titles: method ``title-terms@v1`` scores every title term ``t`` (words of
-letters only, unigrams and bigrams, English stop words removed, counted once per title) by
+3+ letters, unigrams and bigrams, English stop words removed, counted once per title) by
 ``p_c(t) * log(p_c(t) / p_rest(t))`` (``p_c``: share of the category's titles holding ``t``,
 ``p_rest``: share of the other categories' titles, both add-one smoothed), i.e. a term frequent in
-the category and rare elsewhere; the label is the best 3 terms (a unigram inside an already
-chosen bigram is skipped), joined by ", ". A named category keeps its name (``label_source``
-``"name"``). :func:`write_category_labels` stores derived labels on the Category nodes (``name`` =
-the label; ``label_source``, ``label_method``, ``label_terms``, ``label_items`` beside it); the
-upsert's ``SET n += props`` and ``coalesce(row.name, n.name)`` overwrite only these fields, and
-named categories are never relabelled.
+the category and rare elsewhere; the label is the best 3 terms (on a tie the bigram first; a
+term overlapping an already chosen one as a word subset is skipped), joined by ", ". A named
+category keeps its name (``label_source`` ``"name"``). :func:`write_category_labels` stores
+derived labels on existing Category nodes (``name`` = the label; ``label_source``,
+``label_method``, ``label_terms``, ``label_items`` beside it); the upsert's ``SET n += props`` and
+``coalesce(row.name, n.name)`` overwrite only these fields (the import's ``domain``/``native_id``
+stay; sources become a union), and named categories are never relabelled.
 
 **Methods** (each returns a :class:`C2CProposal` of ranked :class:`C2CResult`, never the source
 itself; all offline methods score every ordered pair of the domain's categories in a matrix):
@@ -179,7 +180,7 @@ def category_catalogue(dataset: Dataset) -> CategoryCatalogue:
 def _title_terms(title: str) -> set[str]:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    words = [w for w in _WORD.findall(title.lower()) if len(w) > 1]
+    words = [w for w in _WORD.findall(title.lower()) if len(w) > 2]
     unigrams = {w for w in words if w not in ENGLISH_STOP_WORDS}
     bigrams = {f"{a} {b}" for a, b in zip(words, words[1:]) if a not in ENGLISH_STOP_WORDS
                and b not in ENGLISH_STOP_WORDS}
@@ -210,7 +211,7 @@ def characteristic_terms(titles_by_category: Mapping[str, Sequence[str]], *, top
             p_rest = (total[term] - count + 1) / (n_rest + 2)
             if p_c > p_rest:
                 scored.append((p_c * math.log(p_c / p_rest), term))
-        scored.sort(key=lambda pair: (-pair[0], pair[1]))
+        scored.sort(key=lambda pair: (-pair[0], -pair[1].count(" "), pair[1]))  # ties: the bigram
         chosen: list[tuple[str, float]] = []
         for score, term in scored:
             words = set(term.split())
