@@ -130,22 +130,29 @@ def key_part(text: str, max_length: int = 64) -> str:
 # --- graph keys ------------------------------------------------------------------------------------
 def graph_key(domain: str, native: str) -> str:
     """The graph key of a dataset's own id: ``{domain}:{native}``, except for ids that already are
-    global keys (``amazon:B000...``, ``brand:3m``, ``category:...``: the product-graph view of a
-    domain names its items, brands and categories by their graph keys).
+    graph keys: a product domain's view names its items, brands and categories by their keys
+    (``amazon:B000...``, ``brand:3m``, ``amazon14_office:category:5``; :func:`native_key`).
 
     >>> graph_key("umls", "virus"), graph_key("amazon14_office", "amazon:B0001")
     ('umls:virus', 'amazon:B0001')
     """
-    return native if native.startswith(GLOBAL_KEY_PREFIXES) else f"{domain}:{native}"
+    if native.startswith(GLOBAL_KEY_PREFIXES) or native.startswith(f"{domain}:"):
+        return native
+    return f"{domain}:{native}"
 
 
 def native_key(domain: str, key: str) -> str | None:
-    """The inverse of :func:`graph_key`: the id ``domain``'s trained models use for ``key``, or None
-    when the key is not one of ``domain``'s (another dataset's node, a node a job created)."""
+    """The id ``domain``'s trained models use for the node ``key`` (the inverse of
+    :func:`graph_key`), or None when the key is not one of ``domain``'s (another dataset's node, a
+    node a job created). A KG entity's id is its dataset's (``umls:virus`` -> ``virus``); an item,
+    brand or category is named by its whole key, so that Office's category 5
+    (``amazon14_office:category:5``) is never confused with a named category ``category:5``."""
+    if key.startswith(GLOBAL_KEY_PREFIXES):
+        return key
     prefix = f"{domain}:"
-    if key.startswith(prefix):
-        return key[len(prefix):]
-    return key if key.startswith(GLOBAL_KEY_PREFIXES) else None
+    if not key.startswith(prefix):
+        return None
+    return key if label_for_key(key) in (ITEM, BRAND, CATEGORY) else key[len(prefix):]
 
 
 def label_for_key(key: str) -> str:

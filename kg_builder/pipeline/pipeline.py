@@ -111,8 +111,8 @@ class PipelineOptions(BaseModel):
 class SourceEntity(BaseModel):
     """S as a job submits it: by ``name`` (matched by normalised name within the domain, among
     nodes of ``label`` when given), or by ``id`` (a graph key such as ``amazon:B00000JBLU`` or
-    ``amazon14_office:category:5``, or the dataset's own id, ``category:5``, ``virus``), which must
-    name a node of the domain. With only an id, the name is the id until the node's name replaces it."""
+    ``amazon14_office:category:5``, or the dataset's own id such as ``virus``), which must
+    name a node of the domain (``category:5`` is tried as ``<domain>:category:5`` too). With only an id, the name is the id until the node's name replaces it."""
 
     model_config = {"extra": "forbid", "str_strip_whitespace": True}
 
@@ -274,10 +274,10 @@ class KnowledgePipeline:
         """S as a graph entity: the existing node with that name (and a compatible type), or a new one."""
         entity = SourceEntity(name=entity) if isinstance(entity, str) else entity
         if entity.id is not None:
-            key = entity.id if entity.id in self.snapshot.entities else schema.graph_key(self.snapshot.domain, entity.id)
-            if key not in self.snapshot.entities:
+            keys = [k for k in (entity.id, f"{self.snapshot.domain}:{entity.id}") if k in self.snapshot.entities]
+            if not keys:
                 raise InvalidInputError("id", f"{entity.id!r} is not a node of domain {self.snapshot.domain!r}")
-            found = self.snapshot.entities[key]
+            found = self.snapshot.entities[keys[0]]
             return EntityInfo(found.id, found.name, entity.description or found.description, found.type or entity.type)
         for found in self.snapshot.find(entity.name):
             if entity.label and schema.label_for_key(found.id) != entity.label:

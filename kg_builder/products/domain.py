@@ -4,10 +4,10 @@ The knowledge pipeline trains and runs on a *KG view* of a dataset: entities, a 
 descriptions and train/dev/test triples. A KG benchmark (UMLS, WN18RR, FB15k-237) is its own view;
 for an Amazon set (:func:`is_product_domain`) :func:`product_kg` builds one from the catalogue:
 
-* **Entities** are the set's items, brands and categories, named by the ids the trained models use
-  for them: :func:`kg_builder.graphdb.schema.native_key` of their graph keys (``amazon:B00000JBLU``
-  for an item with an ASIN, ``category:5`` for Office's category 5, whose key is
-  ``amazon14_office:category:5``), so that every model's id maps to exactly one node. An item's name
+* **Entities** are the set's items, brands and categories, named by their graph keys
+  (:func:`kg_builder.graphdb.schema.native_key`: ``amazon:B00000JBLU`` for an item with an ASIN,
+  ``amazon14_office:category:5`` for Office's category 5), so that every model's id is exactly one
+  node. An item's name
   is its title and its description ``"brand: ...; category: ..."``. Office's brands and categories
   have only ids: a brand is named by :func:`office_brand_name` (Office's text runs title, leaf
   category and brand together, and most titles open with the brand: the words that both open and
