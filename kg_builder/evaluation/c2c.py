@@ -27,6 +27,25 @@ Protocol (:func:`evaluate_c2c`):
   training complement links from the source category (what the catalogue's own links already say).
   It is reported to show how much of the truth the training links predict; it is not counted as
   "the best method".
+
+Measured (``kgforge eval c2c --dataset amazon14_office --json --seed S``, S = 0, 1, 2; hold-out 0.3;
+30/30/31 truth sources, ~13 true targets of 38 per source, so a random ranking's P@5 is ~0.34;
+these are numbers on the item hold-out of the public data, no test split is involved)::
+
+    method            P@5 (seeds 0/1/2)        mean P@5   mean R@10   mean MRR
+    co-purchase       0.7933 0.7733 0.7935     0.7867     0.6171      0.9040   (baseline)
+    text-similarity   0.5333 0.5800 0.5032     0.5388     0.4426      0.7527
+    corpus            0.6200 0.6267 0.5935     0.6134     0.5025      0.7722
+    learned           0.8133 0.8067 0.7935     0.8045     0.6122      0.9614
+    train-links (ref) 0.8000 0.8067 0.8065     0.8044     0.5735      0.8792
+
+The learned combination beats the baseline on P@5 by +0.018 on average (+0.020, +0.033, 0.000:
+two seeds better, one tie, about 3 more true targets among 150 top-5 slots) and clearly on MRR;
+R@10 is level. The margin is small against the seed spread (P@5 std ~0.01). The co-purchase
+normalisation chosen on training labels was cosine (seed 0) and count (seeds 1, 2); lift ranks
+rare categories first and is the worst (training P@5 0.25). Text similarity is well above chance
+but below co-purchase (similar text often means a substitute); the corpus gives signal (0.61).
+The LLM method was not measured (no endpoint here).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kg_builder.datasets.records import Dataset, InteractionRecord, ItemLinkRecord, ItemRecord
+from kg_builder.datasets.records import Dataset, DocumentRecord, InteractionRecord, ItemLinkRecord, ItemRecord
 from kg_builder.errors import InvalidInputError
 from kg_builder.evaluation.c2c import (
     evaluate_c2c,
@@ -17,7 +17,6 @@ from kg_builder.evaluation.c2c import (
     site_documents,
     split_links,
 )
-from kg_builder.datasets.records import DocumentRecord
 from kg_builder.products.c2c import category_catalogue
 
 
