@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from kgforge.cli import db, evaluate, generate, graph, imports, jobs, train, up
+from kgforge.cli import c2c, db, evaluate, generate, graph, imports, jobs, titles, train, up
 
 app = typer.Typer(name="kgforge", help="kgforge: knowledge-graph construction service.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -23,6 +23,11 @@ app.command("generate")(generate.generate_command)
 app.command("up")(up.up_command)
 train.app.command("confidence")(generate.train_confidence_command)
 evaluate.app.command("generation")(generate.eval_generation_command)
+evaluate.app.command("c2c")(c2c.eval_c2c_command)
+evaluate.app.command("titles")(titles.eval_titles_command)
+titles_app = typer.Typer(help="Normalised product titles.", no_args_is_help=True)
+titles_app.command("normalise")(titles.normalise_titles_command)
+app.add_typer(titles_app, name="titles")
 
 
 def main() -> None:
