@@ -5,6 +5,8 @@
   ``InvalidInputError("domain")`` (422);
 * ``options.relations`` are in the domain's relation pool (the ``Relation`` nodes its import
   registered; the whole pool when none names the domain); else ``InvalidInputError("options.relations")``;
+* a ``c2c`` or ``titles`` job names a product domain (else ``InvalidInputError("kind")``), and a
+  ``c2c`` job's C2C model is trained (else ``ModelNotTrainedError``);
 * every model the job needs is trained (:func:`kg_builder.pipeline.requirements.missing_models`, for
   the generators :meth:`PipelineOptions.resolve_generators` picks); else ``ModelNotTrainedError`` (409)
   naming each missing model and the command that trains it.
@@ -91,6 +93,9 @@ def check_submission(settings: Settings, submission: JobSubmission, relation_poo
                     "options.relations", f"not in the relation pool of {domain!r}: {unknown}; "
                                          "GET /v1/relations lists the pool")
 
+    if submission.kind != "entities":
+        _check_kind(settings, submission)
+        return
     llm_configured = bool(settings.llm_base_url)
     resolved, _ = options.resolve_generators(settings, domain, llm_configured=llm_configured)
     generators = resolved.generators or []
@@ -101,6 +106,22 @@ def check_submission(settings: Settings, submission: JobSubmission, relation_poo
         raise ModelNotTrainedError(
             f"this job needs models that are not trained for domain {domain!r}: "
             + "; ".join(str(m) for m in missing))
+
+
+def _check_kind(settings: Settings, submission: JobSubmission) -> None:
+    """A ``c2c`` or ``titles`` job runs on a product domain; ``c2c`` needs the domain's C2C model."""
+    from kg_builder.products.domain import is_product_domain
+
+    if not is_product_domain(submission.domain):
+        raise InvalidInputError("kind", f"a {submission.kind} job runs on a product domain (an Amazon dataset such "
+                                        f"as amazon14_office), not {submission.domain!r}")
+    if submission.kind == "c2c":
+        from kg_builder.products.c2c_model import default_model_name, train_command
+
+        if not is_trained(settings, default_model_name(submission.domain)):
+            raise ModelNotTrainedError(f"this c2c job needs the C2C model of {submission.domain!r}: "
+                                       f"{default_model_name(submission.domain)} (train it with "
+                                       f"`{train_command(submission.domain)}`)")
 
 
 __all__ = ["RelationPool", "check_submission"]

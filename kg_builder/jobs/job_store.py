@@ -66,7 +66,7 @@ from .models import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0
 MAX_PAGE = 500
 
@@ -105,14 +105,16 @@ CREATE TABLE IF NOT EXISTS job_entities (
     PRIMARY KEY (job_id, position)
 );
 """
-# Version 2 (issue 9): the lease, worker deaths and LLM usage; added to version-1 files in place.
-_V2_COLUMNS = (
+# Added to older files in place: version 2 (issue 9) the lease, worker deaths and LLM usage; version 3
+# (issue 10) the job kind.
+_ADDED_COLUMNS = (
     "owner TEXT",
     "heartbeat REAL",
     "worker_deaths INTEGER NOT NULL DEFAULT 0",
     "prompt_tokens INTEGER NOT NULL DEFAULT 0",
     "completion_tokens INTEGER NOT NULL DEFAULT 0",
     "llm_calls INTEGER NOT NULL DEFAULT 0",
+    "kind TEXT NOT NULL DEFAULT 'entities'",  # version 3: job kinds (entities, c2c, titles)
 )
 
 
@@ -193,7 +195,7 @@ class JobStore:
                         for statement in filter(str.strip, _SCHEMA.split(";")):
                             conn.execute(statement)
                         have = {r["name"] for r in conn.execute("PRAGMA table_info(jobs)")}
-                        for column in _V2_COLUMNS:
+                        for column in _ADDED_COLUMNS:
                             if column.split()[0] not in have:
                                 conn.execute(f"ALTER TABLE jobs ADD COLUMN {column}")
                         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -242,12 +244,13 @@ class JobStore:
         now = _now()
         with self._tx() as conn:
             conn.execute(
-                "INSERT INTO jobs (id, status, domain, options, total, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, status, domain, kind, options, total, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job_id,
                     JobStatus.queued.value,
                     submission.domain,
+                    submission.kind,
                     submission.options.model_dump_json(),
                     len(submission.entities),
                     now,
@@ -432,6 +435,7 @@ class JobStore:
         return JobSubmission(
             entities=entities,
             domain=row["domain"],
+            kind=row["kind"],
             options=PipelineOptions.model_validate_json(row["options"]),
         )
 
@@ -733,6 +737,7 @@ class JobStore:
                     id=r["id"],
                     status=JobStatus(r["status"]),
                     domain=r["domain"],
+                    kind=r["kind"],
                     options=PipelineOptions.model_validate_json(r["options"]),
                     progress=progress,
                     counts=JobCounts(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,6 +21,11 @@ DOMAIN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # A hard cap on the model itself; the configured limit (``max_entities_per_job``) is lower and
 # checked where the settings are known (:meth:`JobSubmission.check_limits`).
 HARD_MAX_ENTITIES = 10_000
+#: What a job does with each entity: ``entities`` (the knowledge pipeline: relations and targets),
+#: ``c2c`` (complementary categories of a Category: ``kg_builder.products.c2c``), ``titles`` (the
+#: normalised title of an Item: ``kg_builder.products.titles``).
+JobKind = Literal["entities", "c2c", "titles"]
+JOB_KINDS: tuple[str, ...] = ("entities", "c2c", "titles")
 
 
 class JobStatus(StrEnum):
@@ -50,6 +56,8 @@ class JobSubmission(BaseModel):
     domain: str = Field(
         pattern=DOMAIN_PATTERN, description="Dataset whose trained models apply, e.g. `umls`."
     )
+    kind: JobKind = Field("entities", description="`entities` (knowledge about each entity), `c2c` "
+                          "(complementary categories of each Category), `titles` (normalised title of each Item).")
     options: PipelineOptions = Field(default_factory=PipelineOptions)
 
     def check_limits(self, max_entities: int) -> None:
@@ -115,6 +123,7 @@ class Job(BaseModel):
     id: str
     status: JobStatus
     domain: str
+    kind: JobKind = "entities"
     options: PipelineOptions
     progress: JobProgress
     counts: JobCounts
@@ -154,6 +163,8 @@ __all__ = [
     "EntityResult",
     "EntityStatus",
     "HARD_MAX_ENTITIES",
+    "JOB_KINDS",
+    "JobKind",
     "Job",
     "JobCounts",
     "JobPage",

@@ -1,5 +1,8 @@
 """run_job: one entity job from the job store through the knowledge pipeline into the graph.
 
+A job of another kind (``c2c``, ``titles``: :mod:`kg_builder.jobs.kinds`) runs its own work on each
+entity under the same rules below (lease, batches, cancellation, replay, failures per entity).
+
 This is the whole body of the ``kgforge.run_job`` Celery task (``workers/tasks.py`` only calls it),
 so it can also run in-process (tests, a debugger, a one-off script)::
 
@@ -165,11 +168,17 @@ def run_job(
         return job
     submission = jobs.submission(job_id)
     options = submission.options
+    plan_notes: list[str] = []
     try:
-        # Default generators: those trained for the domain; each entity's notes name the skipped ones.
-        options, plan_notes = options.resolve_generators(settings, submission.domain,
-                                                         llm_configured=bool(settings.llm_base_url) or llm is not None)
-        models = models or load_models(settings, submission.domain, options)
+        if submission.kind == "entities":
+            # Default generators: those trained for the domain; each entity's notes name the skipped ones.
+            options, plan_notes = options.resolve_generators(
+                settings, submission.domain, llm_configured=bool(settings.llm_base_url) or llm is not None)
+            models = models or load_models(settings, submission.domain, options)
+        elif submission.kind == "c2c":
+            from kg_builder.products.c2c_model import C2CModel, default_model_name
+
+            C2CModel.load(default_model_name(submission.domain), settings=settings)  # fail now, naming the command
     except ModelNotTrainedError as e:
         jobs.fail(job_id, f"a model this job needs is not trained for domain {submission.domain!r}: {e}")
         return _final(jobs, job_id)
@@ -190,7 +199,13 @@ def run_job(
             llm = llm_from_settings(settings)
             own_llm = llm is not None
         snapshot = GraphSnapshot.from_store(store, submission.domain, exclude_job=job_id, settings=settings)
-        pipeline = KnowledgePipeline(snapshot, models, options, llm)
+        if submission.kind == "entities":
+            pipeline = KnowledgePipeline(snapshot, models, options, llm)
+            work = None
+        else:
+            from .kinds import kind_work
+
+            work = kind_work(submission.kind, settings, store, snapshot, llm, job_id, options)
         meter = getattr(llm, "meter", None) if llm is not None else None
         for batch in _batches(jobs.pending_entities(job_id), settings.job_batch_size):
             if heartbeat.lost.is_set():
@@ -204,7 +219,13 @@ def run_job(
                 return _final(jobs, job_id)
             before = _usage(meter)
             try:
-                _run_batch(job_id, batch, pipeline, snapshot, store, jobs, plan_notes, interrupts)
+                if work is None:
+                    _run_batch(job_id, batch, pipeline, snapshot, store, jobs, plan_notes, interrupts)
+                else:
+                    from .kinds import run_kind_batch
+
+                    outcomes, counts = run_kind_batch(work, batch, interrupts=interrupts)
+                    jobs.record_batch(job_id, outcomes, counts)
             finally:
                 _record_usage(jobs, job_id, before, _usage(meter))
         finished = True

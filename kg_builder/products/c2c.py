@@ -82,7 +82,7 @@ log = logging.getLogger(__name__)
 
 LABEL_METHOD = "title-terms@v1"
 LABEL_TERMS = 3
-RELATION = "complementary_to"
+RELATION = "complementary to"  # the product pool's name (kg_builder/products/domain.py); type COMPLEMENTARY_TO
 REL_TYPE = "COMPLEMENTARY_TO"
 PROMPT = "complementary_categories@v1"
 #: Mapping threshold of :class:`CategoryMapper` (cosine of MiniLM vectors). A judgement, not a tuned

@@ -531,13 +531,13 @@ def title_properties(result: NormalisedTitle) -> dict[str, Any]:
     }
 
 
-def write_normalised_titles(store: Any, results: Iterable[NormalisedTitle], *,
-                            job_id: str | None = None) -> TitleWriteReport:
+def write_normalised_titles(store: Any, results: Iterable[NormalisedTitle], *, job_id: str | None = None,
+                            existing: set[str] | None = None) -> TitleWriteReport:
     """Store normalised titles on existing ``Item`` nodes beside the raw title (``name``).
 
     Only items that exist are written (a write must not create a bare ``Item``): ids are checked
-    against the store's ``Item`` ids first (one read of every Item id and name), and the ones
-    missing are returned, not written. ``name`` is never sent, so the raw title stays.
+    against ``existing`` (the caller's bounded read) or else the store's ``Item`` ids (one read of
+    every Item id and name), and the ones missing are returned, not written. ``name`` is never sent, so the raw title stays.
 
     Raises:
         InvalidInputError: a result has no ``item_id``.
@@ -549,7 +549,8 @@ def write_normalised_titles(store: Any, results: Iterable[NormalisedTitle], *,
     for i, result in enumerate(results):
         if not result.item_id:
             raise InvalidInputError(f"results[{i}].item_id", "is needed to find the Item node")
-    existing = {node_id for node_id, _name, _type in store.node_names(ITEM)}
+    if existing is None:  # a job passes the ids it read (bounded); the CLI reads every Item id once
+        existing = {node_id for node_id, _name, _type in store.node_names(ITEM)}
     missing = sorted({r.item_id for r in results if r.item_id not in existing})
     source = tuple(dict.fromkeys(f"titles:{r.source.tag}" for r in results))
     nodes = [NodeWrite(label=ITEM, id=r.item_id, props=title_properties(r), job_id=job_id,

@@ -371,3 +371,42 @@ def utility_command(
                       f"{counts['planned_entities']} sampled entities used (--max-minutes {max_minutes})")
     console.print(f"trained on {counts['train_entities']} entities in {result.seconds:.0f}s; "
                   f"retriever and reranker saved to {directory}")
+
+
+@app.command("c2c")
+@handle_errors
+def c2c_command(
+    dataset: str = typer.Option(..., "--dataset", help="A product domain with complement links: amazon14_office."),
+    encoder_on: bool = typer.Option(True, "--encoder/--no-encoder", help="Use MiniLM text similarity as a feature."),
+    data_dir: Path | None = DataDirOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Train the complementary-categories model a c2c job reads (kg_builder/products/c2c_model.py):
+    co-purchase, text similarity and the product corpus combined by logistic regression, fitted on
+    every complement link; saved as c2c-<dataset>."""
+    from kg_builder.datasets import load_dataset
+    from kg_builder.evaluation.c2c import site_documents
+    from kg_builder.models.encoder import TextEncoder, encoder_path
+    from kg_builder.models.saved import model_dir
+    from kg_builder.products.c2c_model import default_model_name, train_c2c
+    from kg_builder.products.domain import CORPUS_DATASET
+
+    settings = load_settings()
+    root = resolve_data_dir(settings, data_dir)
+    records = load_dataset(dataset, root)
+    try:
+        corpus = site_documents(dataset, load_dataset(CORPUS_DATASET, root).documents)
+    except Exception as e:  # the corpus is optional: said, not fatal
+        err_console.print(f"[yellow]product corpus not used: {e}[/]")
+        corpus = []
+    encoder = TextEncoder(encoder_path(settings)) if encoder_on else None
+    with err_console.status("training the C2C model ...") as status:
+        model = train_c2c(records, encoder=encoder, corpus=corpus, progress=lambda s: status.update(f"C2C: {s} ..."))
+    directory = model.save(model_dir(settings, default_model_name(dataset)))
+    if json_out:
+        print_json({"model": default_model_name(dataset), "directory": str(directory), "floor": model.floor,
+                    **model.meta})
+        return
+    console.print(f"C2C model {default_model_name(dataset)}: {model.meta['categories']} categories, "
+                  f"{model.meta['positive_pairs']} complement pairs of {model.meta['trained_pairs']}, methods "
+                  f"{', '.join(model.meta['methods'])} + learned; saved to {directory}")

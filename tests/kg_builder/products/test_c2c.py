@@ -142,7 +142,7 @@ def test_write_complementary_writes_only_to_existing_categories(store):
                         "r.job_id AS j, r.relation AS rel ORDER BY b")
     assert [(r["a"], r["b"], r["c"]) for r in rows] == [(key("1"), key("2"), 0.8), (key("1"), key("3"), 0.6)]
     assert all(r["s"] == ["co-purchase"] and r["e"] == ["3 users interacted with both"] and r["j"] == "job-1"
-               and r["rel"] == "complementary_to" for r in rows)
+               and r["rel"] == "complementary to" for r in rows)
     assert store.get_node(key("99"), "Category") is None  # never created
 
 

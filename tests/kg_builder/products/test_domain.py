@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+import product_shop
 import pytest
 
-from kg_builder.datasets import Dataset, InteractionRecord, ItemLinkRecord, ItemRecord
 from kg_builder.graphdb import schema
 from kg_builder.ingest import import_dataset
 from kg_builder.pipeline.snapshot import GraphSnapshot
@@ -21,28 +21,8 @@ from kg_builder.products.domain import (
     split_of,
 )
 
-DOMAIN = "amazon14_office"  # a registered product domain name, so the tiny set is treated as one
-
-
-def tiny_office() -> Dataset:
-    """Office-like: opaque brand and category ids, titles that run title + leaf category + brand."""
-    items = [
-        ItemRecord("1", title="HP 74 Black Ink Cartridge Inkjet Printer Ink HP", asin="B001", brand_id="2",
-                   category_ids=("6",)),
-        ItemRecord("2", title="HP Photosmart 8250 Printer Inkjet Printers HP", asin="B002", brand_id="2",
-                   category_ids=("11",)),
-        ItemRecord("3", title="HP 75 Tri-color Ink Cartridge Inkjet Printer Ink HP", asin="B003", brand_id="2",
-                   category_ids=("6",)),
-        ItemRecord("4", title="Epson Photo Paper Glossy Photo Paper Epson", asin="B004", brand_id="7",
-                   category_ids=("2",)),
-        ItemRecord("5", title="Epson Stylus Photo Printer Photo Printers Epson", asin="B005", brand_id="7",
-                   category_ids=("11",)),
-    ]
-    return Dataset(name=DOMAIN, kind="rec", items=items,
-                   interactions=[InteractionRecord("u1", "1", "train", timestamp=1),
-                                 InteractionRecord("u1", "2", "train", timestamp=2)],
-                   item_links=[ItemLinkRecord("2", "complement", "1"), ItemLinkRecord("2", "complement", "3"),
-                               ItemLinkRecord("5", "complement", "4"), ItemLinkRecord("1", "substitute", "3")])
+DOMAIN = product_shop.DOMAIN
+tiny_office = product_shop.tiny_office
 
 
 def test_keys_round_trip_and_labels():
