@@ -119,20 +119,26 @@ def get_entity(
 def find_entities(
     services: ServicesDep,
     name: Annotated[str, Query(min_length=1, max_length=300)],
-    label: Annotated[str, Query(description="Node label to search.")] = schema.ENTITY,
+    label: Annotated[str | None, Query(description="Node label to search (default: Entity, Item, Brand and "
+                                                   "Category: KG entities and the product graph).")] = None,
+    domain: Annotated[str | None, Query(max_length=64, description="Only nodes of this domain (or of none).")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     offset: Annotated[int, Query(ge=0, le=900)] = 0,
     neighbours: Annotated[int, Query(ge=0, le=100, description="Neighbours per node.")] = 10,
 ):
     """Nodes whose name matches ``name`` (exactly, or after case, punctuation and spacing are
-    folded), each with its first ``neighbours`` neighbours."""
+    folded), each with its first ``neighbours`` neighbours: KG entities, items, brands and
+    categories unless ``label`` picks one; ``domain`` keeps the nodes of that domain (and those
+    without one: shared brands and categories, nodes jobs created)."""
     problem = _check_label(label)
     if problem:
         return invalid("label", problem, where="query")
     if not name.strip():
         return invalid("name", "must not be blank", where="query")
     store = services.graph
-    found = store.find_nodes_by_name(name, label, limit=offset + limit + 1)
+    found = [node for one in ([label] if label else schema.KNOWLEDGE_LABELS)
+             for node in store.find_nodes_by_name(name, one, limit=offset + limit + 1)
+             if domain is None or node.properties.get("domain") in (None, domain)]
     page = found[offset : offset + limit]
     items = [_entity(store, node, hops=1, limit=neighbours, offset=0) for node in page]
     return EntitiesPublic(items=items, limit=limit, offset=offset, has_more=len(found) > offset + limit)

@@ -49,3 +49,16 @@ def test_accepted_product_jobs_show_their_kind(make_client, store, tmp_path):
         assert response.status_code == 202, response.text
         job = client.get(response.json()["url"]).json()
         assert job["kind"] == kind and job["status"] == "queued"
+
+
+def test_entities_by_name_find_items_brands_and_categories(make_client, store):
+    import_dataset(store, product_shop.tiny_office())
+    client = make_client(graph=store)
+    found = client.get("/v1/entities", params={"name": "hp"}).json()["items"]
+    assert [(e["node"]["id"], e["node"]["label"]) for e in found] == [("amazon14_office:brand:2", "Brand")]
+    assert any(n["relation"] == "has brand" for n in found[0]["neighbours"])
+    title = "Epson Photo Paper Glossy Photo Paper Epson"
+    item = client.get("/v1/entities", params={"name": title.upper(), "domain": "amazon14_office"}).json()["items"]
+    assert [e["node"]["id"] for e in item] == ["amazon:B004"]
+    assert client.get("/v1/entities", params={"name": title, "domain": "umls"}).json()["items"] == []
+    assert client.get("/v1/entities", params={"name": "hp", "label": "Shelf"}).status_code == 422
