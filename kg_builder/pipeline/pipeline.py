@@ -202,7 +202,12 @@ class PipelineModels:
         encoder = encoder or TextEncoder()
         mode = "llm" if (settings.llm_base_url and options.use_llm and "llm" in options.generators) else "offline"
         models = cls(domain=domain, encoder=encoder, mode=mode, target_precision=settings.keep_target_precision)
-        models.utility = load_utility(settings, domain, encoder)
+        try:  # optional (no corpus, e.g. FB15k-237): knowledge is then the graph's structure only
+            models.utility = load_utility(settings, domain, encoder)
+        except ModelNotTrainedError:
+            if "corpus" in options.generators:
+                raise
+            models.utility = None
         models.classifier = RelationClassifier.load(f"relations-{domain}", settings=settings)
         if "graph" in options.generators:
             models.structural = ComplEx.load(f"structural-{domain}", settings=settings)

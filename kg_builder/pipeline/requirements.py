@@ -3,8 +3,9 @@
 A job with default options uses every generator trained for its domain (``llm`` only when an LLM
 is configured) and says in its notes which it skipped and how to train them; it never fails because
 an *optional* model is missing. A job that names its generators explicitly needs each of them.
-The models every job needs (the relation classifier, the utility retriever; the reranker and the
-confidence model of the job's mode when the reranker is on) are checked at submit time by the API
+The models every job needs (the relation classifier; the reranker and the confidence model of the
+job's mode when the reranker is on; the utility retriever only for the corpus generator: without it
+knowledge retrieval is off and the notes say so, which is how a domain without descriptions runs) are checked at submit time by the API
 (409 naming the command) and again by the worker before any work.
 
 Model folders live under ``KGFORGE_HOME/models/<name>`` (:mod:`kg_builder.models.saved`).
@@ -50,9 +51,11 @@ class GeneratorPlan:
 
     use: list[str]
     skipped: dict[str, str] = field(default_factory=dict)
+    retrieval: str | None = None  # why knowledge retrieval is off, when it is
 
     def notes(self) -> list[str]:
-        return [f"generator {name!r} skipped: {why}" for name, why in self.skipped.items()]
+        notes = [f"generator {name!r} skipped: {why}" for name, why in self.skipped.items()]
+        return notes + ([f"retrieval off: {self.retrieval}"] if self.retrieval else [])
 
 
 def is_trained(settings: Settings, name: str) -> bool:
@@ -71,9 +74,13 @@ def plan_generators(settings: Settings, domain: str, requested: Sequence[str] | 
                     llm_configured: bool) -> GeneratorPlan:
     """The generators to run: ``requested`` as given (missing models are reported by
     :func:`missing_models`), or, when None, every generator whose model is trained for ``domain``."""
+    utility = _missing(settings, UTILITY, domain)
+    retrieval = (f"{utility.name} is not trained (`{utility.command}`; a domain without entity descriptions or "
+                 "documents, such as FB15k-237, has no corpus): knowledge is the graph's structure only"
+                 if utility is not None else None)
     if requested is not None:
-        return GeneratorPlan(use=list(requested))
-    plan = GeneratorPlan(use=[])
+        return GeneratorPlan(use=list(requested), retrieval=retrieval)
+    plan = GeneratorPlan(use=[], retrieval=retrieval)
     for generator, spec in GENERATOR_MODELS.items():
         if spec is None:
             if llm_configured:
@@ -92,7 +99,7 @@ def plan_generators(settings: Settings, domain: str, requested: Sequence[str] | 
 def missing_models(settings: Settings, domain: str, generators: Sequence[str], *, use_reranker: bool = True,
                    mode: str = "offline") -> list[MissingModel]:
     """Every model a job with these ``generators`` needs that is not trained, with its command."""
-    specs: list[tuple[str, str]] = [RELATIONS, UTILITY]
+    specs: list[tuple[str, str]] = [RELATIONS]  # the utility retriever only for the corpus generator
     specs += [spec for g in generators if (spec := GENERATOR_MODELS.get(g)) is not None]
     if use_reranker:
         specs += [RERANKER, CONFIDENCE[mode]]

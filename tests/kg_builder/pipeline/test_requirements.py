@@ -44,3 +44,14 @@ def test_missing_models_follow_the_mode_and_the_reranker_switch(tmp_path):
     assert [m.name for m in dense] == ["dense-zoo"] and "kgforge train dense --dataset zoo" in str(dense[0])
     assert [m.name for m in missing_models(settings, "zoo", ["graph"], use_reranker=False)] == [
         "confidence-zoo-no-reranker"]
+
+
+def test_a_domain_without_a_corpus_runs_with_retrieval_off_and_says_so(tmp_path):
+    # FB15k-237 has names only: no utility retriever can be trained, and a job still runs
+    settings = Settings(home=tmp_path)
+    _trained(settings, "structural-fb", "relations-fb", "reranker-fb", "confidence-fb")
+    plan = plan_generators(settings, "fb", None, llm_configured=False)
+    assert plan.use == ["graph"]
+    assert any(n.startswith("retrieval off: utility-fb is not trained") for n in plan.notes())
+    assert missing_models(settings, "fb", plan.use) == []
+    assert [m.name for m in missing_models(settings, "fb", ["graph", "corpus"])] == ["utility-fb"]
