@@ -3,8 +3,8 @@
 The API address defaults to ``http://KGFORGE_API_HOST:KGFORGE_API_PORT`` (``--api`` overrides it);
 writes send ``Authorization: Bearer`` with ``--api-key`` / ``KGFORGE_API_KEY`` when one is given.
 
-A job file is JSON: either the whole request body (``{"domain": ..., "entities": [...],
-"options": {...}}``) or a list of entities (``[{"name": "virus"}, ...]``, with ``--dataset``); a
+A job file is JSON: either the whole request body (``{"domain": ..., "kind": ..., "entities": [...],
+"options": {...}}``; an entity by ``name`` (and ``label``) or by ``id``) or a list of entities (``[{"name": "virus"}, ...]``, with ``--dataset``); a
 ``.txt`` file holds one entity name per line.
 """
 
@@ -54,7 +54,8 @@ class Client:
 
 
 def _body(file: Path | None, names: list[str], dataset: str | None, entity_type: str | None,
-          use_llm: bool | None) -> dict[str, Any]:
+          use_llm: bool | None, *, ids: list[str] = (), label: str | None = None,
+          kind: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {}
     entities: list[dict[str, Any]] = []
     if file is not None:
@@ -74,15 +75,19 @@ def _body(file: Path | None, names: list[str], dataset: str | None, entity_type:
                 entities = [e if isinstance(e, dict) else {"name": str(e)} for e in data]
             else:
                 fail(f"job file {file}: expected an object or a list of entities")
-    entities += [{"name": n, **({"type": entity_type} if entity_type else {})} for n in names]
+    entities += [{"name": n, **({"type": entity_type} if entity_type else {}), **({"label": label} if label else {})}
+                 for n in names]
+    entities += [{"id": i} for i in ids]
     if entities:
         body.setdefault("entities", []).extend(entities)
     if dataset:
         body["domain"] = dataset
     if use_llm is not None:
         body.setdefault("options", {})["use_llm"] = use_llm
+    if kind:
+        body["kind"] = kind
     if not body.get("entities"):
-        fail("give a job FILE or at least one --entity NAME")
+        fail("give a job FILE or at least one --entity NAME or --id ID")
     if not body.get("domain"):
         fail("give --dataset (the domain whose trained models apply), or put \"domain\" in the job file")
     return body
@@ -162,8 +167,14 @@ def _finish(client: Client, job: dict[str, Any], json_out: bool, show_triples: b
 def submit(
     file: Path | None = typer.Argument(None, help="Job file (JSON body, JSON list of entities, or .txt of names)."),
     entity: list[str] | None = typer.Option(None, "--entity", help="An entity name (repeat for more)."),
+    ids: list[str] | None = typer.Option(None, "--id", help="A node id (repeat for more): amazon:B00000JBLU, "
+                                                            "amazon14_office:category:6, umls:virus."),
     dataset: str | None = typer.Option(None, "--dataset", help="The domain whose trained models apply."),
     entity_type: str | None = typer.Option(None, "--type", help="Type of the --entity names."),
+    label: str | None = typer.Option(None, "--label", help="Node label of the --entity names: Entity, Item, Brand "
+                                                           "or Category."),
+    kind: str | None = typer.Option(None, "--kind", help="entities (default), c2c (complementary categories of "
+                                                         "Category entities) or titles (normalised Item titles)."),
     use_llm: bool | None = typer.Option(None, "--llm/--no-llm", help="Override the job's LLM option."),
     watch: bool = typer.Option(False, "--watch", help="Follow the job to its end and print its triples."),
     api: str | None = ApiOption,
@@ -172,7 +183,8 @@ def submit(
 ) -> None:
     """Submit an entity job; prints its id (and, with --watch, follows it)."""
     client = Client(api, api_key)
-    accepted = client.request("POST", "/v1/jobs", json=_body(file, entity or [], dataset, entity_type, use_llm))
+    accepted = client.request("POST", "/v1/jobs", json=_body(file, entity or [], dataset, entity_type, use_llm,
+                                                         ids=ids or [], label=label, kind=kind))
     if not watch:
         if json_out:
             print_json(accepted)
