@@ -71,6 +71,38 @@ class Summary(BaseModel):
     used_document_ids: list[str] = Field(description="Ids of the documents the summary draws on.")
 
 
+# --- the product graph (issue 10) ---------------------------------------------------------------
+class TitleRewrite(BaseModel):
+    """The structured answer of prompt ``title_rewrite@v1`` (:mod:`kg_builder.products.titles`)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: str = Field(description="One coherent product description in plain words.", min_length=1)
+    brand: str | None = Field(None, description="The brand, or null when the title names none.")
+    product_type: str | None = Field(None, description="What the product is, in two or three words.")
+    attributes: dict[str, str] = Field(default_factory=dict,
+                                       description="Key attributes: size, colour, count, model, material.")
+
+
+class ComplementaryCategoryName(BaseModel):
+    """One category the LLM says is bought together with the source category."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(description="A product category name, e.g. 'toner cartridges'.",
+                      json_schema_extra={"minLength": 1})
+    reason: str = Field(description="One sentence: why it is bought with or used alongside the source.")
+
+
+class ComplementaryCategoryNames(BaseModel):
+    """Answer of ``complementary_categories@v1`` (:mod:`kg_builder.products.c2c`): complementary categories, most certain first."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    categories: list[ComplementaryCategoryName] = Field(
+        description="Complementary categories (not substitutes), most certain first; may be empty.")
+
+
 class PoolCheck(BaseModel):
     """The result of :func:`check_relations_in_pool`.
 

@@ -621,23 +621,7 @@ class LearnedCombination(MatrixMethod):
 # --------------------------------------------------------------------------------------------
 # The LLM method and name mapping
 # --------------------------------------------------------------------------------------------
-class ComplementaryCategoryName(BaseModel):
-    """One category the LLM says is bought together with the source category."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    name: str = Field(description="A product category name, e.g. 'toner cartridges'.",
-                      json_schema_extra={"minLength": 1})
-    reason: str = Field(description="One sentence: why it is bought with or used alongside the source.")
-
-
-class ComplementaryCategoryNames(BaseModel):
-    """Answer of ``complementary_categories@v1``: complementary categories, most certain first."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    categories: list[ComplementaryCategoryName] = Field(
-        description="Complementary categories (not substitutes), most certain first; may be empty.")
+from kg_builder.llm.schemas import ComplementaryCategoryName, ComplementaryCategoryNames  # noqa: E402
 
 
 @dataclass(frozen=True, slots=True)

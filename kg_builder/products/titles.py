@@ -410,16 +410,7 @@ def _product_type(text: str) -> str | None:
 # LLM rewrite
 
 
-class TitleRewrite(BaseModel):
-    """The structured answer of prompt ``title_rewrite@v1``."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    title: str = Field(description="One coherent product description in plain words.", min_length=1)
-    brand: str | None = Field(None, description="The brand, or null when the title names none.")
-    product_type: str | None = Field(None, description="What the product is, in two or three words.")
-    attributes: dict[str, str] = Field(default_factory=dict,
-                                       description="Key attributes: size, colour, count, model, material.")
+from kg_builder.llm.schemas import TitleRewrite  # noqa: E402  (the answer model lives with the others)
 
 
 class LLMTitleRewriter:
