@@ -57,23 +57,16 @@ class TitlesWork:
     """A ``titles`` job (module docstring)."""
 
     def __init__(self, settings: Settings, store: GraphStore, snapshot: GraphSnapshot, llm: LLM | None, job_id: str):
-        from kg_builder.products.titles import LLMTitleRewriter, TitleNormaliser, learn_trailing_phrases
+        from kg_builder.products.titles import LLMTitleRewriter, TitleNormaliser, dataset_normaliser
 
         self.store, self.snapshot, self.job_id = store, snapshot, job_id
-        phrases: list[str] = []
         try:
             from kg_builder.datasets import load_dataset
 
-            dataset = load_dataset(snapshot.domain, settings.data_dir)
-            groups: dict[str, list[str]] = {}
-            for item in dataset.items:
-                for category in item.category_ids:
-                    if item.title:
-                        groups.setdefault(category, []).append(item.title)
-            phrases = list(learn_trailing_phrases(groups).values())
+            offline = dataset_normaliser(load_dataset(snapshot.domain, settings.data_dir))
         except Exception as e:  # no dataset on disk: the normaliser runs without learnt phrases
             log.info("titles job %s: no trailing category phrases for %s (%s)", job_id, snapshot.domain, e)
-        offline = TitleNormaliser(trailing_phrases=phrases)
+            offline = TitleNormaliser()
         self.normaliser = LLMTitleRewriter(llm, offline=offline) if llm is not None else offline
 
     def run(self, position: int, entity: SourceEntity) -> tuple[EntityOutcome, int]:

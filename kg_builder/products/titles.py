@@ -357,6 +357,17 @@ class TitleNormaliser:
         return text, None
 
 
+def dataset_normaliser(dataset: Any) -> TitleNormaliser:
+    """The offline normaliser for one dataset: with the trailing category phrases learnt from the
+    titles of each of its ``category_ids`` groups (Office's run-on texts; none for other sets)."""
+    groups: dict[str, list[str]] = {}
+    for item in dataset.items:
+        for category in item.category_ids:
+            if item.title:
+                groups.setdefault(category, []).append(item.title)
+    return TitleNormaliser(trailing_phrases=learn_trailing_phrases(groups).values())
+
+
 def _extract(pattern: re.Pattern[str], text: str, value: Any, keep: Any = None) -> tuple[str, list[str]]:
     found: list[str] = []
 
@@ -650,6 +661,7 @@ class Whitening:
 
 __all__ = [
     "LLM_METHOD",
+    "dataset_normaliser",
     "OFFLINE_METHOD",
     "OFFLINE_VERSION",
     "LLMTitleRewriter",

@@ -86,18 +86,13 @@ def normalise_titles_command(
     from kg_builder.graphdb import GraphStore
     from kg_builder.ingest import _Keys  # the importer's item ids, so the titles land on its nodes
     from kg_builder.llm import llm_from_settings
-    from kg_builder.products.titles import LLMTitleRewriter, TitleNormaliser, learn_trailing_phrases
+    from kg_builder.products.titles import LLMTitleRewriter, TitleNormaliser, dataset_normaliser
 
     settings = load_settings()
     root = resolve_data_dir(settings, data_dir)
     with err_console.status(f"loading {dataset} from {root} ..."):
         records = load_dataset(dataset, root)
-    groups: dict[str, list[str]] = {}
-    for item in records.items:
-        for category in item.category_ids:
-            if item.title:
-                groups.setdefault(category, []).append(item.title)
-    offline = TitleNormaliser(trailing_phrases=learn_trailing_phrases(groups).values())
+    offline = dataset_normaliser(records)
     normaliser: TitleNormaliser | LLMTitleRewriter = offline
     client = None
     if llm:
