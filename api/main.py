@@ -29,7 +29,7 @@ from api.deps import Services
 from api.hygiene import InputHygiene
 from api.limits import BodySizeLimit
 from api.metrics import Metrics
-from api.routers import documents, entities, health, jobs, relations
+from api.routers import documents, embeddings, entities, health, jobs, relations
 from kg_builder import __version__
 from kg_builder.errors import ConfigError
 from kg_builder.settings import Settings, get_settings
@@ -72,7 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     app.state.metrics = Metrics(lambda: services.jobs)
     errors.install(app)
-    for router in (jobs.router, entities.router, relations.router, documents.router, health.router):
+    for router in (jobs.router, entities.router, relations.router, documents.router, embeddings.router,
+                   health.router):
         app.include_router(router)
     app.add_middleware(InputHygiene)  # inside the size limit: it reads only bodies within the limit
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
