@@ -33,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
@@ -103,6 +104,23 @@ class GraphEncoder(nn.Module):
             if module is not self and module is not self.text_proj and hasattr(module, "reset_parameters") \
                     and not isinstance(module, nn.Embedding | nn.Linear):
                 module.reset_parameters()
+
+    @torch.no_grad()
+    def init_text_projection(self, features: Tensor) -> None:
+        """Start the text projection as BERT-whitening of ``features`` to ``dim`` dims, scaled by
+        ``1/sqrt(dim)`` (rows of norm about 1): at step 0 the item input is already the best text
+        geometry of issue 10 instead of a random projection. Fitted on item texts only, no
+        interactions, so nothing of a target leaks in."""
+        from kg_builder.products.titles import Whitening
+
+        if self.text_proj is None or features.shape[0] <= self.dim or self.text_dim < self.dim \
+                or not torch.isfinite(features).all():
+            return  # too few items or dims to whiten, or bad input that training's NaN guard reports
+        whitening = Whitening(self.dim).fit(features.detach().cpu().numpy())
+        scale = float(1.0 / np.sqrt(self.dim))
+        W = torch.from_numpy(whitening.W * scale)                      # [text_dim, dim]
+        self.text_proj.weight.copy_(W.t())
+        self.text_proj.bias.copy_(-(torch.from_numpy(whitening.mu) @ W).squeeze(0))
 
     def reset_id_embeddings(self) -> None:
         for emb in self.id_emb.values():

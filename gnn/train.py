@@ -167,7 +167,7 @@ def pretrain(data: HeteroData, model_name: str = "hetero_sage", *, epochs: int |
              max_minutes: float | None = None, max_batches: int | None = None, seed: int = 0, dim: int = 64,
              num_layers: int = 2, batch_size: int = 1024, num_neighbors: Sequence[int] = (10, 5),
              num_negatives: int = 4, lr: float = 0.005, weight_decay: float = 0.0, item_loss_weight: float = 1.0,
-             progress: Progress | None = None, output_dir: Path | str | None = None,
+             text_init: bool = True, progress: Progress | None = None, output_dir: Path | str | None = None,
              threads: int | None = 1) -> TrainResult:
     """Self-supervised link-prediction pretraining of a registered encoder on ``data``.
 
@@ -179,10 +179,12 @@ def pretrain(data: HeteroData, model_name: str = "hetero_sage", *, epochs: int |
     torch.manual_seed(seed)
     model = build_model(model_name, num_nodes={nt: data[nt].num_nodes for nt in data.node_types},
                         text_dim=int(data["item"].x.shape[1]), dim=dim, num_layers=num_layers)
+    if text_init:
+        model.init_text_projection(data["item"].x)
     kwargs = dict(epochs=epochs, max_minutes=max_minutes, max_batches=max_batches, seed=seed,
                   batch_size=batch_size, num_neighbors=tuple(num_neighbors), num_negatives=num_negatives, lr=lr,
                   weight_decay=weight_decay, item_loss_weight=item_loss_weight)
-    config = {"stage": "pretrain", "model": model_name, "dim": dim, "num_layers": num_layers,
+    config = {"stage": "pretrain", "model": model_name, "dim": dim, "num_layers": num_layers, "text_init": text_init,
               "domains": list(getattr(data, "domains", [])), **kwargs}
     return _run(model, data, stage="pretrain", config=config, output_dir=output_dir, threads=threads,
                 progress=progress, **kwargs)
@@ -192,12 +194,14 @@ def finetune(pretrained: TrainResult | GraphEncoder | None, target: HeteroData, 
              epochs: int | None = None, max_minutes: float | None = None, max_batches: int | None = None,
              seed: int = 0, dim: int = 64, num_layers: int = 2, batch_size: int = 1024,
              num_neighbors: Sequence[int] = (10, 5), num_negatives: int = 4, lr: float = 0.005,
-             weight_decay: float = 0.0, item_loss_weight: float = 1.0, progress: Progress | None = None,
-             output_dir: Path | str | None = None, threads: int | None = 1) -> TrainResult:
+             weight_decay: float = 0.0, item_loss_weight: float = 1.0, text_init: bool = True,
+             progress: Progress | None = None, output_dir: Path | str | None = None,
+             threads: int | None = 1) -> TrainResult:
     """Train an encoder on ``target`` starting from ``pretrained``'s shared weights.
 
     ``pretrained`` is a :class:`TrainResult`, a :class:`GraphEncoder` (e.g. ``GraphEncoder.load``)
-    or ``None`` (training from scratch; then ``model_name`` is required). The new model has the
+    or ``None`` (training from scratch; then ``model_name`` is required, and with ``text_init`` the
+    text projection starts as the target's whitening, like :func:`pretrain`'s). The new model has the
     pretrained one's kind, dimension and layers and fresh ID embeddings sized for ``target``.
     """
     source = pretrained.model if isinstance(pretrained, TrainResult) else pretrained
@@ -210,10 +214,13 @@ def finetune(pretrained: TrainResult | GraphEncoder | None, target: HeteroData, 
                         text_dim=int(target["item"].x.shape[1]), dim=dim, num_layers=num_layers)
     if source is not None:
         model.load_shared(source.shared_state_dict())
+    elif text_init:
+        model.init_text_projection(target["item"].x)
     kwargs = dict(epochs=epochs, max_minutes=max_minutes, max_batches=max_batches, seed=seed,
                   batch_size=batch_size, num_neighbors=tuple(num_neighbors), num_negatives=num_negatives, lr=lr,
                   weight_decay=weight_decay, item_loss_weight=item_loss_weight)
     config = {"stage": "finetune" if source is not None else "scratch", "model": model_name, "dim": dim,
+              "text_init": text_init and source is None,
               "num_layers": num_layers, "domains": list(getattr(target, "domains", [])), **kwargs}
     return _run(model, target, stage=config["stage"], config=config, output_dir=output_dir, threads=threads,
                 progress=progress, **kwargs)
@@ -240,7 +247,8 @@ class SourceSelection:
 def select_sources(target_dataset, candidates: Mapping[str, HeteroData | None], *, target_features: np.ndarray,
                    model_name: str = "hetero_sage", pretrain_kwargs: dict[str, Any] | None = None,
                    finetune_kwargs: dict[str, Any] | None = None, holdout_fraction: float = 0.2, seed: int = 0,
-                   progress: Progress | None = None) -> SourceSelection:
+                   progress: Progress | None = None,
+                   reuse: Mapping[str, TrainResult] | None = None) -> SourceSelection:
     """Pick the source subset whose pretraining helps the target most on a train-only holdout.
 
     Args:
@@ -248,6 +256,7 @@ def select_sources(target_dataset, candidates: Mapping[str, HeteroData | None], 
         candidates: name -> source graph to pretrain on (``None``: no source, training from scratch).
         target_features: the target's item text features (dataset item order).
         pretrain_kwargs / finetune_kwargs: budgets etc. for :func:`pretrain` / :func:`finetune`.
+        reuse: candidate name -> an already pretrained model (same budget), which is not pretrained again.
 
     Returns:
         The selection with NDCG@10 / HR@10 on the holdout per candidate, the gain of each over
@@ -266,7 +275,9 @@ def select_sources(target_dataset, candidates: Mapping[str, HeteroData | None], 
     pretrained: dict[str, TrainResult] = {}
     for name, source in candidates.items():
         base = None
-        if source is not None:
+        if source is not None and name in (reuse or {}):
+            base = pretrained[name] = reuse[name]
+        elif source is not None:
             base = pretrain(source, model_name, seed=seed, progress=progress, **(pretrain_kwargs or {}))
             pretrained[name] = base
         tuned = finetune(base, graph, model_name=model_name, seed=seed, progress=progress, **(finetune_kwargs or {}))

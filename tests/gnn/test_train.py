@@ -164,3 +164,32 @@ def test_reverse_edge_types_are_message_edges():
     sampler = LinkBatchSampler(data, batch_size=8, seed=0)
     batch = next(iter(sampler))
     assert batch[reverse(INTERACTS)].edge_index.shape[1] > 0
+
+
+def test_popularity_row_ranks_by_train_counts():
+    from gnn.evaluate import popularity_embeddings
+    from kg_builder.evaluation.titles import rank_metrics, user_sequences
+
+    dataset = clustered_dataset()
+    sequences = user_sequences(dataset, "valid")
+    pop = popularity_embeddings(dataset)
+    counts = np.bincount([int(r.item) for r in dataset.interactions if r.split == "train"], minlength=40)
+    assert np.array_equal(np.argsort(-pop[:, 0], kind="stable"), np.argsort(-counts, kind="stable"))
+    metrics = rank_metrics(pop, sequences)
+    assert 0.0 <= metrics["ndcg@10"] <= metrics["hr@10"] <= 1.0
+    shuffled = rank_metrics(np.random.default_rng(0).random((40, 1)).astype(np.float32), sequences)
+    assert metrics != shuffled
+
+
+def test_text_projection_starts_as_whitening():
+    from kg_builder.products.titles import Whitening
+
+    features = torch.from_numpy(np.random.default_rng(3).normal(size=(50, 12)).astype(np.float32))
+    model = build_model("lightgcn", num_nodes={"item": 50}, text_dim=12, dim=4)
+    model.init_text_projection(features)
+    projected = model.text_proj(features).detach().numpy()
+    whitening = Whitening(4).fit(features.numpy())
+    expected = (features.numpy() - whitening.mu) @ whitening.W / 2.0  # scaled by 1/sqrt(dim)
+    assert np.allclose(projected, expected, atol=1e-4)
+    cov = np.cov(projected.T) * 4
+    assert np.allclose(cov, np.eye(4), atol=1e-3)  # decorrelated, unit variance before the scaling
