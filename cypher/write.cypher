@@ -93,3 +93,10 @@ RETURN collect(row.i) AS created;
 // @name delete_some_nodes
 // @purpose Delete up to $limit nodes with their edges (called in a loop to wipe a graph in bounded transactions).
 MATCH (n) WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS deleted;
+
+// @name set_existing_node_properties
+// @purpose Set properties on nodes of one label that already exist (never creates a node); returns how many matched.
+UNWIND $rows AS row
+MATCH (n:{{label}}) WHERE n.id = row.id
+SET n += row.props, n.updated_at = $now
+RETURN count(n) AS written;

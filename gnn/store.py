@@ -360,25 +360,26 @@ def write_back(graph: Any, embedding_set: EmbeddingSet, *, property_name: str | 
     """Write each vector to its graph node as a list property; returns the nodes written.
 
     The property is ``embedding_<set name>`` by default (dots and dashes become ``_``); nodes are
-    MERGEd by (label, id) with the label from :func:`kg_builder.graphdb.schema.label_for_key`, so a
-    node not yet in the graph is created with just its id and the vector. Values go as ``$rows``
-    parameters in ``UNWIND`` batches of ``batch_size`` nodes (``GraphStore.upsert_nodes``); no id or
-    value ever becomes Cypher text, and the property name passes the store's identifier check.
+    matched by (label, id) with the label from :func:`kg_builder.graphdb.schema.label_for_key`, and a
+    node that is not in the graph is skipped, never created (``GraphStore.set_node_properties``).
+    Values go as ``$rows`` parameters in ``UNWIND`` batches of ``batch_size`` nodes; no id or value
+    ever becomes Cypher text, and the property name passes the store's property check.
 
     Args:
         graph: a :class:`kg_builder.graphdb.GraphStore`.
         progress: called with the number of nodes after each batch.
     """
-    from kg_builder.graphdb import NodeWrite, schema
+    from kg_builder.graphdb import schema
 
     prop = property_name or "embedding_" + re.sub(r"[^A-Za-z0-9_]", "_", embedding_set.name)
     label_of = label_for or schema.label_for_key
     written = 0
     for start in range(0, len(embedding_set), batch_size):
         stop = min(start + batch_size, len(embedding_set))
-        rows = [NodeWrite(label=label_of(node), id=node, props={prop: [float(v) for v in embedding_set.vectors[i]]})
-                for i, node in zip(range(start, stop), embedding_set.node_ids[start:stop])]
-        written += graph.upsert_nodes(rows)
+        by_label: dict[str, list[tuple[str, dict[str, list[float]]]]] = {}
+        for i, node in zip(range(start, stop), embedding_set.node_ids[start:stop]):
+            by_label.setdefault(label_of(node), []).append((node, {prop: [float(v) for v in embedding_set.vectors[i]]}))
+        written += sum(graph.set_node_properties(label, rows) for label, rows in by_label.items())
         if progress:
             progress(stop - start)
     return written

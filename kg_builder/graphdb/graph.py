@@ -436,6 +436,18 @@ class GraphStore:
                     progress(len(batch) + (sum(merged[label, row["id"]] for row in batch) if merged else 0))
         return written
 
+    def set_node_properties(self, label: str, rows: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
+        """Set ``props`` on existing nodes of ``label`` (``(id, props)`` rows, one batch per
+        ``batch_size``); a node that does not exist is skipped, never created. Returns the nodes set."""
+        label = schema.node_label(label)
+        text = cypher.render("set_existing_node_properties", label=label)
+        written = 0
+        checked = [{"id": _check_id(node_id, "id"), "props": _check_props(props, "props")} for node_id, props in rows]
+        for batch in _batches(checked, self.batch_size):
+            result = self._run(True, lambda tx, b=batch: tx.run(text, rows=list(b), now=_now()).data())
+            written += int(result[0]["written"]) if result else 0
+        return written
+
     def upsert_triples(self, triples: Iterable[TripleWrite], *, progress: Progress | None = None) -> int:
         """Create or update edges between existing nodes in batches. Returns the number of distinct edges written.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from kgforge.cli import c2c, db, evaluate, generate, graph, imports, jobs, titles, train, up
+from kgforge.cli import c2c, db, embed, evaluate, generate, graph, imports, jobs, titles, train, up
 
 app = typer.Typer(name="kgforge", help="kgforge: knowledge-graph construction service.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -17,6 +17,7 @@ app.add_typer(graph.app, name="graph")
 app.add_typer(train.app, name="train")
 app.add_typer(evaluate.app, name="eval")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(embed.app, name="embed")
 app.command("import")(imports.import_command)
 app.command("datasets")(imports.datasets_command)
 app.command("generate")(generate.generate_command)

@@ -127,11 +127,16 @@ def test_git_hash_is_recorded_in_a_checkout_and_none_outside(tmp_path):
 
 
 @pytest.mark.integration
-def test_write_back_puts_vectors_on_graph_nodes(store):
+def test_write_back_puts_vectors_on_graph_nodes_and_creates_none(store):
+    from kg_builder.graphdb import NodeWrite, schema
+
     saved = make_set(name="zoo.v1-test")
+    absent = IDS[1]  # every node but one exists
+    store.upsert_nodes([NodeWrite(label=schema.label_for_key(i), id=i, name=i) for i in IDS if i != absent])
     batches = []
     written = write_back(store, saved, batch_size=2, progress=batches.append)
-    assert written == len(IDS) and batches == [2, 2, 1]
+    assert written == len(IDS) - 1 and batches == [2, 2, 1]
+    assert store.get_node(absent, schema.label_for_key(absent)) is None  # never a bare node
     item = store.get_node("amazon:B00TNNWMXI", "Item")
     entity = store.get_node("zoo:cat", "Entity")
     assert item is not None and entity is not None
