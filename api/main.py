@@ -2,7 +2,8 @@
 
 Routes (OpenAPI docs at ``/docs``): ``/v1/jobs`` (submit, follow, list, cancel), ``/v1/entities``
 (a node and its neighbours, by id or name), ``/v1/relations`` (the relation pool),
-``/v1/documents`` (add retrieval documents), ``/healthz``, ``/readyz``, ``/metrics``.
+``/v1/documents`` (add retrieval documents), ``/v1/embeddings`` (embedding sets: a node's vector,
+batches, similar nodes, search by vector or text), ``/healthz``, ``/readyz``, ``/metrics``.
 
 Creating the app connects to nothing (the job store, graph driver, Celery app and encoder open on
 first use), so it imports while the graph database and the broker are down. Outside development
