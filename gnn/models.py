@@ -22,6 +22,11 @@ Registered encoders (each was checked to run forward and backward without ``torc
 * ``lightgcn``: parameter-free ``LGConv`` propagation (symmetric normalisation) over all edge
   types as one graph; only the input layer learns.
 
+Dev comparison (Scientific valid NDCG@10, scratch, random text projection, 45 s of training, seed
+0, one thread): ``hetero_sage`` 0.0475 (lr 0.005) / 0.0516 (lr 0.02), ``lightgcn`` 0.0558
+(0.0596 with L2-normalised embeddings); ``lightgcn`` is :mod:`gnn.evaluate`'s default. ``rgcn`` was
+not measured on real data (it runs; the tests cover it).
+
 Shapes:
     forward(batch) -> dict[node_type, Tensor [batch[node_type].num_nodes, dim]]
 """
@@ -91,7 +96,8 @@ class GraphEncoder(nn.Module):
     def build_layers(self) -> None:
         raise NotImplementedError
 
-    def propagate(self, x: dict[str, Tensor], edge_index: dict[tuple[str, str, str], Tensor]) -> list[dict[str, Tensor]]:
+    def propagate(self, x: dict[str, Tensor],
+                  edge_index: dict[tuple[str, str, str], Tensor]) -> list[dict[str, Tensor]]:
         """The outputs of each layer after the input (``num_layers`` dicts)."""
         raise NotImplementedError
 

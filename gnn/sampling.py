@@ -29,6 +29,10 @@ What one batch is:
 
 Memory is bounded per batch: at most ``seeds * prod(1 + sum over edge types of K_h)`` nodes,
 :meth:`LinkBatchSampler.max_nodes` (a loose bound; the test checks it), independent of graph size.
+Measured: with ``batch_size`` 1,024, 4 negatives and ``num_neighbors`` (10, 5), the largest
+Scientific batch had 13,961 nodes (of 15,144 in the whole graph: Scientific is small, a batch
+reaches most of it); throughput 1.8-5.7k positive edges/s on Scientific and 1.1-1.7k on
+Games+Office with LightGCN, one thread on the shared 2-core machine (dev numbers, load-dependent).
 """
 
 from __future__ import annotations
