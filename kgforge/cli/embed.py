@@ -12,7 +12,17 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from kgforge.cli.common import JsonOption, console, handle_errors, load_settings, print_json, progress_bars
+from kgforge.cli.common import (
+    DataDirOption,
+    JsonOption,
+    console,
+    err_console,
+    handle_errors,
+    load_settings,
+    print_json,
+    progress_bars,
+    resolve_data_dir,
+)
 
 app = typer.Typer(help="Graph embeddings: list, export, delete (and train) embedding sets.", no_args_is_help=True)
 
@@ -93,3 +103,140 @@ def write_back_command(
         bars.phase("write back", len(embedding_set))
         written = write_back(graph, embedding_set, progress=bars.advance)
     console.print(f"wrote {written:,} vectors of {name} v{embedding_set.version} to the graph")
+
+
+def _progress_update(bars):
+    """A gnn.train progress callback that advances a rich bar per batch."""
+    def update(event: dict) -> None:
+        bars.advance(1)
+
+    return update
+
+
+@app.command("pretrain")
+@handle_errors
+def pretrain_command(
+    sources: list[str] = typer.Option(["amazon18_games", "amazon14_office"], "--source",
+                                      help="Source domains (repeat): one graph, one domain id each."),
+    model: str = typer.Option("lightgcn", "--model", help="Encoder: lightgcn, hetero_sage or rgcn (gnn.models)."),
+    max_batches: int = typer.Option(100, "--max-batches", min=1, help="Batches of 1,024 positive edges."),
+    max_minutes: float | None = typer.Option(None, "--max-minutes", min=0.1, help="A wall-clock budget as well."),
+    seed: int = typer.Option(0, "--seed"),
+    name: str = typer.Option("gnn-pretrain", "--name", help="Model folder under KGFORGE_HOME/models."),
+    data_dir: Path | None = DataDirOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Self-supervised link-prediction pretraining across source domains; saves the encoder."""
+    from gnn.export import export_domains
+    from gnn.train import pretrain
+    from kg_builder.models.saved import model_dir
+
+    settings = load_settings()
+    root = resolve_data_dir(settings, data_dir)
+    with err_console.status(f"exporting {', '.join(sources)} (MiniLM title features, cached) ..."):
+        data = export_domains(sources, data_dir=root)
+    with progress_bars() as bars:
+        bars.phase(f"pretrain {model}", max_batches)
+        result = pretrain(data, model, max_batches=max_batches, max_minutes=max_minutes, seed=seed,
+                          progress=_progress_update(bars))
+    folder = result.save_to_directory(model_dir(settings, name))
+    if json_out:
+        print_json({"model": name, "directory": str(folder), **result.metrics})
+        return
+    console.print(f"pretrained {model} on {', '.join(sources)}: {result.metrics}; saved to {folder}")
+
+
+@app.command("finetune")
+@handle_errors
+def finetune_command(
+    dataset: str = typer.Option("amazon18_scientific", "--dataset", help="The target domain."),
+    pretrained: str | None = typer.Option(None, "--pretrained", help="A pretrained model (kgforge embed pretrain "
+                                                                     "--name); none: train from scratch."),
+    model: str = typer.Option("lightgcn", "--model", help="Encoder when training from scratch."),
+    max_batches: int = typer.Option(150, "--max-batches", min=1, help="Batches of 1,024 positive edges."),
+    max_minutes: float | None = typer.Option(None, "--max-minutes", min=0.1, help="A wall-clock budget as well."),
+    seed: int = typer.Option(0, "--seed"),
+    name: str | None = typer.Option(None, "--name", help="Model and embedding-set name (default gnn-<dataset>)."),
+    data_dir: Path | None = DataDirOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Fine-tune (or train from scratch) on a target domain; saves the encoder and the items'
+    embedding set (node ids are graph keys, so `GET /v1/embeddings/<set>/<item id>` serves them)."""
+    from gnn.export import export_domains
+    from gnn.models import GraphEncoder
+    from gnn.store import EmbeddingSet, EmbeddingStore
+    from gnn.train import finetune, item_embeddings
+    from kg_builder.datasets import load_dataset
+    from kg_builder.ingest import _Keys
+    from kg_builder.models.saved import model_dir
+
+    settings = load_settings()
+    root = resolve_data_dir(settings, data_dir)
+    name = name or f"gnn-{dataset}"
+    source = GraphEncoder.load(model_dir(settings, pretrained)) if pretrained else None
+    records = load_dataset(dataset, root)
+    with err_console.status(f"exporting {dataset} (MiniLM title features, cached) ..."):
+        data = export_domains([dataset], data_dir=root, datasets={dataset: records})
+    with progress_bars() as bars:
+        bars.phase(f"{'finetune' if source else 'train'} on {dataset}", max_batches)
+        result = finetune(source, data, model_name=model, max_batches=max_batches, max_minutes=max_minutes,
+                          seed=seed, progress=_progress_update(bars))
+    folder = result.save_to_directory(model_dir(settings, name))
+    keys = _Keys(dataset)
+    by_native = {item.id: keys.item(item) for item in records.items}
+    node_ids = [by_native[str(n)] for n in data["item"].native_id]
+    saved = EmbeddingStore(settings).save(EmbeddingSet.create(
+        name, item_embeddings(result.model, data), node_ids, model=result.model.name, domain=dataset,
+        metrics=result.metrics, config=result.config))
+    if json_out:
+        print_json({"model": name, "directory": str(folder), "embedding_set": name, "version": saved.version,
+                    **result.metrics})
+        return
+    console.print(f"{result.config['stage']} {result.model.name} on {dataset}: {result.metrics}; model saved to "
+                  f"{folder}; embedding set {name} v{saved.version} ({len(saved):,} items)")
+
+
+@app.command("eval")
+@handle_errors
+def eval_command(
+    dataset: str = typer.Option("amazon18_scientific", "--dataset", help="The target domain."),
+    split: str = typer.Option("valid", "--split", help="valid, or test where the held-out file is on disk."),
+    model: str = typer.Option("lightgcn", "--model", help="Encoder of the GNN rows."),
+    seeds: str = typer.Option("0,1,2", "--seeds", help="Seeds of the fine-tuning runs (mean and spread)."),
+    pretrain_batches: int = typer.Option(100, "--pretrain-batches", min=1),
+    finetune_batches: int = typer.Option(150, "--finetune-batches", min=1),
+    adaptive: bool = typer.Option(True, "--adaptive/--no-adaptive", help="Row (d): source selection."),
+    train: bool = typer.Option(True, "--train/--no-train", help="Train every model the rows need (always: the "
+                                                               "table is reproduced from the data by this command)."),
+    data_dir: Path | None = DataDirOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """The target-domain table: popularity, text, GNN from scratch, pretrained + fine-tuned, adaptive
+    (leave-one-out, full ranking over every item; gnn/evaluate.py states the protocol)."""
+    from gnn.evaluate import evaluate_table
+
+    if not train:
+        raise typer.BadParameter("the table trains its own rows; saved models are not read", param_hint="--train")
+    settings = load_settings()
+    root = resolve_data_dir(settings, data_dir)
+    seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    with err_console.status("training and ranking (rows in order; see gnn/evaluate.py) ...") as status:
+        result = evaluate_table(dataset=dataset, split=split, data_dir=root, model_name=model, seeds=seed_list,
+                                pretrain_batches=pretrain_batches, finetune_batches=finetune_batches,
+                                adaptive=adaptive, progress=lambda e: status.update(f"{e}"[:100]))
+    if json_out:
+        print_json(result)
+        return
+    table = Table(title=f"{dataset} {split}: next-item retrieval, full ranking", caption=str(result.get("protocol", "")))
+    for column in ("row", "NDCG@10", "HR@10"):
+        table.add_column(column, overflow="fold")
+    for row in result.get("rows", []):
+        table.add_row(str(row.get("row") or row.get("name")), _cell(row, "ndcg@10"), _cell(row, "hr@10"))
+    console.print(table)
+
+
+def _cell(row: dict, metric: str) -> str:
+    value, std = row.get(metric), row.get(f"{metric}_std")
+    if not isinstance(value, (int, float)):
+        return "-"
+    return f"{value:.4f}" + (f" ({std:.4f})" if isinstance(std, (int, float)) else "")
