@@ -112,7 +112,8 @@ class SourceEntity(BaseModel):
     """S as a job submits it: by ``name`` (matched by normalised name within the domain, among
     nodes of ``label`` when given), or by ``id`` (a graph key such as ``amazon:B00000JBLU`` or
     ``amazon14_office:category:5``, or the dataset's own id such as ``virus``), which must
-    name a node of the domain (``category:5`` is tried as ``<domain>:category:5`` too). With only an id, the name is the id until the node's name replaces it."""
+    name a node of the domain (``category:5`` is tried as ``<domain>:category:5`` too). With only
+    an id, the name is the id until the node's name replaces it."""
 
     model_config = {"extra": "forbid", "str_strip_whitespace": True}
 
@@ -379,13 +380,8 @@ class KnowledgePipeline:
         resolver = resolver or EntityResolver(store, domain=self.snapshot.domain, encoder=self.models.encoder,
                                               name_index=EntityIndexNeighbours(index) if index is not None else None)
         report = WriteReport()
-        catalogue = is_product_domain(self.snapshot.domain)
-        if catalogue:
-            # A product domain's targets are catalogue nodes (items, brands, categories): a name that
-            # resolved to none of them is reported (``not_in_catalogue``), never written as a new node.
-            runs = [r.model_copy(update={"candidates": [c for c in r.candidates if c.target_id is not None or not c.kept]})
-                    for r in runs]
-            report.not_in_catalogue = sum(1 for r in runs for c in r.candidates if c.kept and c.target_id is None)
+        if is_product_domain(self.snapshot.domain):
+            runs, report.not_in_catalogue = catalogue_targets_only(runs)
         sources_needed = [r.entity for r in runs if r.kept and r.entity.id not in self.snapshot.entities]
         names = [Candidate(name=c.target_name, type=c.target_type) for r in runs for c in r.kept if c.target_id is None]
         resolution = resolver.run([Candidate(name=e.name, type=e.type) for e in sources_needed] + names,
@@ -433,6 +429,16 @@ class KnowledgePipeline:
             self.snapshot.add_edges(edges)
         report.kept = len(writes)
         return report
+
+
+def catalogue_targets_only(runs: Sequence[EntityRun]) -> tuple[list[EntityRun], int]:
+    """A product domain's targets are catalogue nodes (items, brands, categories): kept candidates
+    whose name resolved to no node are dropped, never written as new nodes. Returns the runs
+    without them and how many were dropped (the write report's ``not_in_catalogue``)."""
+    dropped = sum(1 for r in runs for c in r.candidates if c.kept and c.target_id is None)
+    kept = [r.model_copy(update={"candidates": [c for c in r.candidates if c.target_id is not None or not c.kept]})
+            for r in runs]
+    return kept, dropped
 
 
 class WriteReport(BaseModel):
@@ -499,4 +505,4 @@ def select(run: EntityRun, options: PipelineOptions, confidence: ConfidenceModel
 
 
 __all__ = ["EntityRun", "KnowledgePipeline", "NO_RERANKER", "PipelineModels", "PipelineOptions", "ScoredTriple",
-           "SourceEntity", "WriteReport", "features_of", "select"]
+           "SourceEntity", "WriteReport", "catalogue_targets_only", "features_of", "select"]

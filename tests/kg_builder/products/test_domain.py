@@ -116,3 +116,17 @@ def test_real_office_and_scientific_views(data_dir):
     assert shares["train"] == pytest.approx(0.8, abs=0.02)
     scientific = load_kg_view("amazon18_scientific", data_dir)
     assert {r.id for r in scientific.relations} >= {"has brand", "in category", "subcategory of", "sells in"}
+
+
+def test_a_product_job_never_writes_a_target_outside_the_catalogue():
+    from kg_builder.pipeline.pipeline import EntityRun, ScoredTriple, catalogue_targets_only
+
+    def candidate(target_id, kept):
+        return ScoredTriple.model_construct(target_id=target_id, target_name="x", kept=kept)
+
+    run = EntityRun.model_construct(candidates=[candidate("amazon:B001", True), candidate(None, True),
+                                                candidate(None, False)])
+    (kept_run,), dropped = catalogue_targets_only([run])
+    assert dropped == 1
+    assert [(c.target_id, c.kept) for c in kept_run.candidates] == [("amazon:B001", True), (None, False)]
+    assert len(run.candidates) == 3  # the caller's run is untouched
