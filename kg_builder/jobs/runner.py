@@ -308,14 +308,17 @@ def _run_batch(
         if runs
         else WriteReport()
     )
+    catalogue = report.not_in_catalogue > 0
     for position, run in runs:
+        unresolved = sum(1 for c in run.kept if c.target_id is None) if catalogue else 0
         outcomes.append(
             EntityOutcome(
                 position,
                 node_id=_source_node(store, snapshot, run),
                 generated=len(run.candidates),
-                kept=len(run.kept),
-                notes=[*plan_notes, *run.errors],
+                kept=len(run.kept) - unresolved,
+                notes=[*plan_notes, *run.errors] + ([f"{unresolved} kept target name(s) matched no catalogue node "
+                                                      "and were not written"] if unresolved else []),
             )
         )
     jobs.record_batch(
