@@ -475,8 +475,19 @@ class GraphStore:
                 create = cypher.render("create_missing_edges_with_props" if with_props else "create_missing_edges",
                                        **labels)
                 got = self._write_batch(create, update, batch)
-                if got is None:
+                for attempt in range(1, MERGE_RACE_ATTEMPTS + 1):
+                    if got is not None:
+                        break
                     self._raise_missing_endpoints(batch, head_label, tail_label, rel_type)
+                    # Every endpoint exists: a concurrent writer created some of these edges between
+                    # this transaction's create and update steps (seen on ArcadeDB under load with four
+                    # writers of one edge set). The batch was rolled back; replaying it updates them.
+                    log.info("edge batch lost a race with another writer (attempt %d); replaying it", attempt)
+                    time.sleep(random.uniform(0.01, 0.05) * attempt)
+                    got = self._write_batch(create, update, batch)
+                if got is None:
+                    raise DatabaseError(f"a batch of {rel_type} edges kept racing with other writers after "
+                                        f"{MERGE_RACE_ATTEMPTS} replays; nothing of it was written")
                 written += got
                 if progress:
                     key = (rel_type, head_label, tail_label)
@@ -523,11 +534,14 @@ class GraphStore:
 
     def _raise_missing_endpoints(self, batch: Sequence[dict[str, Any]], head_label: str, tail_label: str,
                                  rel_type: str) -> None:
+        """Raise DatabaseError naming the endpoints of ``batch`` that do not exist; return when all do."""
         missing: list[str] = []
         for label, key in ((head_label, "head"), (tail_label, "tail")):
             ids = sorted({row[key] for row in batch})
             found = {n["props"]["id"] for n in self._query(cypher.render("nodes_by_ids", label=label), ids=ids)}
             missing += [f"{label} {i!r}" for i in ids if i not in found]
+        if not missing:
+            return
         raise DatabaseError(
             f"{len(missing)} endpoint(s) of {rel_type} edges do not exist (nothing of this batch was written): "
             f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}; write the nodes first"
