@@ -200,10 +200,12 @@ class DatasetImporter:
         from kg_builder.products.domain import DERIVED_RELATIONS, derived_names
 
         named = derived_names(dataset)
-        for label in (CATEGORY, BRAND):
-            self._nodes(report, f"{label.lower()} names", label,
-                        [NodeWrite(label=label, id=d.key, name=d.name, props={"name_source": d.source}, sources=source)
-                         for d in named if schema.label_for_key(d.key) == label])
+        for label in (CATEGORY, BRAND):  # names of nodes already counted: not counted again
+            rows = [NodeWrite(label=label, id=d.key, name=d.name, props={"name_source": d.source}, sources=source)
+                    for d in named if schema.label_for_key(d.key) == label]
+            if rows:
+                self.progress.phase(f"{label.lower()} names", len(rows))
+                self.store.upsert_nodes(rows, progress=self.progress.advance)
         key = lambda native: schema.graph_key(dataset.name, native)  # noqa: E731
         self._edges(report, "derived relations", [
             TripleWrite(head=key(t.head), relation=t.relation, tail=key(t.tail),

@@ -82,7 +82,9 @@ def test_view_has_catalogue_relations_names_and_stable_splits():
 
 
 def test_import_writes_names_derived_edges_and_pool_and_a_job_reads_them(store):
-    import_dataset(store, tiny_office())
+    report = import_dataset(store, tiny_office())
+    assert report.nodes["Category"] == 3 and report.nodes["Brand"] == 2  # naming them does not count them twice
+    assert report.edges["USED_WITH"] > 0 and report.edges["SELLS_IN"] > 0
     brand = store.get_node("amazon14_office:brand:2", label="Brand")
     assert brand.properties["name"] == "HP" and brand.properties["name_source"].startswith("office-title-brand")
     category = store.get_node("amazon14_office:category:6", label="Category")
