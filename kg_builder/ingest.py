@@ -97,8 +97,9 @@ def _category_paths(dataset: Dataset, item: ItemRecord) -> list[tuple[str, ...]]
     return [(label,) for label in item.categories]
 
 
-class _Keys:
-    """Deterministic graph ids for one dataset's native ids."""
+class DatasetKeys:
+    """Deterministic graph ids for one dataset's native ids (the key table of the module docstring;
+    every module that needs a node's key from a dataset record uses this, never a copy)."""
 
     def __init__(self, dataset: str):
         self.dataset = dataset
@@ -138,7 +139,7 @@ class DatasetImporter:
     def run(self, dataset: Dataset) -> ImportReport:
         started = time.perf_counter()
         report = ImportReport(dataset=dataset.name)
-        keys = _Keys(dataset.name)
+        keys = DatasetKeys(dataset.name)
         source = (f"dataset:{dataset.name}",)
         self.store.setup_schema()
         item_keys = {item.id: keys.item(item) for item in dataset.items}
@@ -215,7 +216,7 @@ class DatasetImporter:
 
     # --- nodes ---------------------------------------------------------------------------------
     @staticmethod
-    def _entity_nodes(dataset: Dataset, keys: _Keys, source: tuple[str, ...]) -> Iterator[NodeWrite]:
+    def _entity_nodes(dataset: Dataset, keys: DatasetKeys, source: tuple[str, ...]) -> Iterator[NodeWrite]:
         for entity in dataset.entities:
             yield NodeWrite(label=ENTITY, id=keys.entity(entity.id), name=entity.name or entity.id,
                             description=entity.description, props={"domain": dataset.name, "native_id": entity.id},
@@ -228,7 +229,7 @@ class DatasetImporter:
                             props={"domain": dataset.name, "native_id": item.id, "asin": item.asin}, sources=source)
 
     @staticmethod
-    def _category_nodes(dataset: Dataset, keys: _Keys, source: tuple[str, ...]) -> Iterator[NodeWrite]:
+    def _category_nodes(dataset: Dataset, keys: DatasetKeys, source: tuple[str, ...]) -> Iterator[NodeWrite]:
         seen: set[str] = set()
         for item in dataset.items:
             for path in _category_paths(dataset, item):
@@ -246,7 +247,7 @@ class DatasetImporter:
                                     sources=source)
 
     @staticmethod
-    def _brand_nodes(dataset: Dataset, keys: _Keys, source: tuple[str, ...]) -> Iterator[NodeWrite]:
+    def _brand_nodes(dataset: Dataset, keys: DatasetKeys, source: tuple[str, ...]) -> Iterator[NodeWrite]:
         seen: set[str] = set()
         for item in dataset.items:
             if item.brand and schema.slug(item.brand) and keys.brand(item.brand) not in seen:
@@ -259,21 +260,21 @@ class DatasetImporter:
                                 props={"domain": dataset.name, "native_id": item.brand_id}, sources=source)
 
     @staticmethod
-    def _user_nodes(dataset: Dataset, keys: _Keys, source: tuple[str, ...]) -> Iterator[NodeWrite]:
+    def _user_nodes(dataset: Dataset, keys: DatasetKeys, source: tuple[str, ...]) -> Iterator[NodeWrite]:
         for user in sorted({i.user for i in dataset.interactions}):
             yield NodeWrite(label=USER, id=keys.user(user), props={"domain": dataset.name, "native_id": user},
                             sources=source)
 
     # --- edges ---------------------------------------------------------------------------------
     @staticmethod
-    def _kg_triples(dataset: Dataset, keys: _Keys, source: tuple[str, ...]) -> Iterator[TripleWrite]:
+    def _kg_triples(dataset: Dataset, keys: DatasetKeys, source: tuple[str, ...]) -> Iterator[TripleWrite]:
         for split, triples in dataset.triples.items():
             for t in triples:
                 yield TripleWrite(head=keys.entity(t.head), relation=t.relation, tail=keys.entity(t.tail),
                                   sources=source, props={"split": split})
 
     @staticmethod
-    def _catalogue_edges(dataset: Dataset, keys: _Keys, item_keys: dict[str, str],
+    def _catalogue_edges(dataset: Dataset, keys: DatasetKeys, item_keys: dict[str, str],
                          source: tuple[str, ...]) -> Iterator[TripleWrite]:
         seen_parent: set[str] = set()
         for item in dataset.items:
@@ -306,7 +307,7 @@ class DatasetImporter:
                                   head_label=ITEM, tail_label=ENTITY, rel_type=schema.SAME_AS, sources=source)
 
     @staticmethod
-    def _interactions(dataset: Dataset, keys: _Keys, item_keys: dict[str, str],
+    def _interactions(dataset: Dataset, keys: DatasetKeys, item_keys: dict[str, str],
                       source: tuple[str, ...]) -> Iterator[TripleWrite]:
         for i in dataset.interactions:
             if i.item not in item_keys:
@@ -343,7 +344,7 @@ def index_entities(settings: Settings, dataset: Dataset, *, encoder: TextEncoder
     from kg_builder.models.encoder import TextEncoder
     from kg_builder.retrieval.entity_index import EntityIndex, entity_text
 
-    keys = _Keys(dataset.name)
+    keys = DatasetKeys(dataset.name)
     index = EntityIndex.open(settings, dataset.name, encoder=encoder or TextEncoder(settings.encoder_path))
     pairs = [(keys.entity(e.id), entity_text(e.name or e.id, e.description)) for e in dataset.entities]
     todo = sum(node_id not in index for node_id, _ in pairs)

@@ -75,6 +75,7 @@ from kg_builder.products.c2c import (
     category_catalogue,
     category_vectors,
 )
+from kg_builder.products.domain import site_documents  # noqa: F401  (re-exported: the evaluation's corpus)
 
 if TYPE_CHECKING:  # pragma: no cover
     from kg_builder.llm.base import LLM
@@ -83,14 +84,6 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 COMPLEMENT = "complement"
-#: The product-text corpus's document id prefix for each recommendation domain (its own site's documents).
-CORPUS_SOURCES = {"amazon14_office": "office", "amazon18_scientific": "scientific"}
-
-
-def site_documents(domain: str, documents: Iterable[DocumentRecord]) -> list[DocumentRecord]:
-    """The corpus documents of ``domain``'s site (``office:*`` for Office); none for a domain without one."""
-    prefix = CORPUS_SOURCES.get(domain)
-    return [d for d in documents if prefix and d.id.startswith(f"{prefix}:")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,6 +234,54 @@ def choose_copurchase_norm(copurchase: CoPurchase, labels: Mapping[str, set[str]
     return best, {n: round(v[0], 4) for n, v in scores.items()}
 
 
+@dataclass
+class FittedMethods:
+    """The offline C2C methods fitted on one set of training labels (:func:`fit_methods`)."""
+
+    methods: list[MatrixMethod]
+    learned: LearnedCombination
+    vectors: tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]] | None
+    choices: dict[str, Any]
+    skipped: dict[str, str]
+
+
+def fit_methods(catalogue: CategoryCatalogue, train: Sequence[tuple[str, str]], labels: Mapping[str, set[str]], *,
+                encoder: TextEncoder | None = None, corpus: Sequence[DocumentRecord] | None = None,
+                progress: Callable[[str], None] | None = None) -> FittedMethods:
+    """Co-purchase over ``train`` (user, item) interactions with its normalisation chosen by P@5 on
+    ``labels``, text similarity (with ``encoder``), corpus co-mentions (with ``corpus``), each
+    Platt-calibrated on ``labels``, and the learned combination over them: what the evaluation
+    scores and what ``kgforge train c2c`` saves."""
+    say = progress or (lambda _: None)
+    positives = {(a, b) for a, targets in labels.items() for b in targets}
+    skipped: dict[str, str] = {}
+    choices: dict[str, Any] = {}
+    say("co-purchase")
+    copurchase = CoPurchase(catalogue, train)
+    norm, norm_p5 = choose_copurchase_norm(copurchase, labels)
+    choices["co-purchase norm"] = norm
+    choices["co-purchase P@5 on training labels by norm"] = norm_p5
+    methods: list[MatrixMethod] = [copurchase.with_norm(norm).calibrate(positives)]
+    vectors = None
+    if encoder is not None:
+        say("text similarity (MiniLM)")
+        vectors = category_vectors(catalogue, encoder)
+        methods.append(TextSimilarity(catalogue, vectors[0]).calibrate(positives))
+    else:
+        skipped["text-similarity"] = "no encoder given"
+    if corpus:
+        say("corpus")
+        methods.append(CorpusCooccurrence(catalogue, corpus).calibrate(positives))
+        choices["corpus documents assigned"] = methods[-1].documents
+    else:
+        skipped["corpus"] = "no corpus given"
+    say("learned combination")
+    learned = LearnedCombination(catalogue, methods, positives)
+    choices["learned features"] = learned.feature_names()
+    choices["learned trained on"] = {"pairs": learned.trained_pairs, "positives": learned.trained_positives}
+    return FittedMethods(methods, learned, vectors, choices, skipped)
+
+
 def evaluate_c2c(dataset: Dataset, *, corpus: Sequence[DocumentRecord] | None = None, seed: int = 0,
                  holdout: float = 0.3, encoder: TextEncoder | None = None, llm: LLM | None = None,
                  progress: Callable[[str], None] | None = None) -> C2CEvaluation:
@@ -265,36 +306,10 @@ def evaluate_c2c(dataset: Dataset, *, corpus: Sequence[DocumentRecord] | None = 
         raise InvalidInputError("dataset", f"{dataset.name} has no train interactions")
     catalogue = category_catalogue(dataset)
     split = split_links(dataset, catalogue, share=holdout, seed=seed)
-    truth, labels, positives = split.truth, split.train, split.train_pairs
-    skipped: dict[str, str] = {}
-    choices: dict[str, Any] = {}
-
-    say("co-purchase")
-    copurchase = CoPurchase(catalogue, train)
-    norm, norm_p5 = choose_copurchase_norm(copurchase, labels)
-    copurchase = copurchase.with_norm(norm).calibrate(positives)
-    choices["co-purchase norm"] = norm
-    choices["co-purchase P@5 on training labels by norm"] = norm_p5
-    methods: list[MatrixMethod] = [copurchase]
-
-    vectors = None
-    if encoder is not None:
-        say("text similarity (MiniLM)")
-        vectors = category_vectors(catalogue, encoder)
-        methods.append(TextSimilarity(catalogue, vectors[0]).calibrate(positives))
-    else:
-        skipped["text-similarity"] = "no encoder given"
-    if corpus:
-        say("corpus")
-        methods.append(CorpusCooccurrence(catalogue, corpus).calibrate(positives))
-        choices["corpus documents assigned"] = methods[-1].documents
-    else:
-        skipped["corpus"] = "no corpus given"
-
-    say("learned combination")
-    learned = LearnedCombination(catalogue, methods, positives)
-    choices["learned features"] = learned.feature_names()
-    choices["learned trained on"] = {"pairs": learned.trained_pairs, "positives": learned.trained_positives}
+    truth, labels = split.truth, split.train
+    fitted = fit_methods(catalogue, train, labels, encoder=encoder, corpus=corpus, progress=say)
+    methods, learned, vectors = fitted.methods, fitted.learned, fitted.vectors
+    choices, skipped = fitted.choices, fitted.skipped
 
     sources = [s for s, t in truth.items() if t]
     rows = [score_rankings(m.name, _rankings(m, sources), truth) for m in [*methods, learned]]
@@ -331,7 +346,7 @@ def evaluate_c2c(dataset: Dataset, *, corpus: Sequence[DocumentRecord] | None = 
         "items": len(dataset.items), "held_out_items": len(split.held_out),
         "truth": "category pairs (c(i), c(j)), c(i) != c(j), of complement links i->j with i held out",
         "truth_sources": len(sources), "truth_pairs": sum(len(t) for t in truth.values()),
-        "training_pairs": len(positives),
+        "training_pairs": len(split.train_pairs),
         "training": "pairs of links with head and tail not held out; they train the learned combination, "
                     "calibrate confidences and choose the co-purchase normalisation",
         "co-purchase": f"users of train.csv interactions ({len(train)} rows)",

@@ -43,10 +43,10 @@ class KindWork(Protocol):
 def resolve_node(snapshot: GraphSnapshot, entity: SourceEntity, label: str) -> EntityInfo:
     """The node of ``label`` an entity names (by id, or by name among nodes of ``label``)."""
     if entity.id is not None:
-        keys = [k for k in (entity.id, f"{snapshot.domain}:{entity.id}") if k in snapshot.entities]
-        if not keys or schema.label_for_key(keys[0]) != label:
+        found = snapshot.by_id(entity.id)
+        if found is None or schema.label_for_key(found.id) != label:
             raise InvalidInputError("id", f"{entity.id!r} is not a {label} of domain {snapshot.domain!r}")
-        return snapshot.entities[keys[0]]
+        return found
     found = [e for e in snapshot.find(entity.name) if schema.label_for_key(e.id) == label]
     if not found:
         raise InvalidInputError("name", f"no {label} of domain {snapshot.domain!r} is named {entity.name!r}")

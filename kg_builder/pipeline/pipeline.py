@@ -280,10 +280,9 @@ class KnowledgePipeline:
         """S as a graph entity: the existing node with that name (and a compatible type), or a new one."""
         entity = SourceEntity(name=entity) if isinstance(entity, str) else entity
         if entity.id is not None:
-            keys = [k for k in (entity.id, f"{self.snapshot.domain}:{entity.id}") if k in self.snapshot.entities]
-            if not keys:
+            found = self.snapshot.by_id(entity.id)
+            if found is None:
                 raise InvalidInputError("id", f"{entity.id!r} is not a node of domain {self.snapshot.domain!r}")
-            found = self.snapshot.entities[keys[0]]
             return EntityInfo(found.id, found.name, entity.description or found.description, found.type or entity.type)
         for found in self.snapshot.find(entity.name):
             if entity.label and schema.label_for_key(found.id) != entity.label:

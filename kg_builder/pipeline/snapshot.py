@@ -154,6 +154,14 @@ class GraphSnapshot:
         domain's global keys such as ``amazon:B0001`` are their own ids), else None."""
         return schema.native_key(self.domain, node_id)
 
+    def by_id(self, node_id: str) -> EntityInfo | None:
+        """The entity a job names by id: a graph key (``amazon:B00000JBLU``), or the dataset's own id
+        (``virus``, ``category:5``), tried as ``<domain>:<id>``; None when neither is a node here."""
+        for key in (node_id, f"{self.domain}:{node_id}"):
+            if key in self.entities:
+                return self.entities[key]
+        return None
+
     def find(self, name: str) -> list[EntityInfo]:
         """Entities whose normalised name equals ``name``'s."""
         return [self.entities[i] for i in self._by_norm.get(schema.normalize_name(name), ())]

@@ -72,7 +72,7 @@ from kg_builder.datasets.records import Dataset, DocumentRecord, ItemRecord
 from kg_builder.errors import InvalidInputError
 from kg_builder.graphdb import GraphStore, NodeWrite, TripleWrite
 from kg_builder.graphdb.schema import CATEGORY
-from kg_builder.ingest import _Keys
+from kg_builder.ingest import DatasetKeys
 
 if TYPE_CHECKING:  # pragma: no cover
     from kg_builder.llm.base import LLM
@@ -98,7 +98,7 @@ _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 # --------------------------------------------------------------------------------------------
 def item_category_key(dataset: Dataset, item: ItemRecord) -> str | None:
     """The graph key of the item's most specific category, or ``None`` when it has none."""
-    keys = _Keys(dataset.name)
+    keys = DatasetKeys(dataset.name)
     if item.category_ids:
         return keys.category_id(item.category_ids[-1])
     if item.categories:

@@ -33,18 +33,7 @@ from kg_builder.errors import InvalidInputError, KGForgeError
 from kg_builder.models.saved import CONFIG, ModelNotTrainedError, resolve_folder
 from kg_builder.settings import Settings
 
-from .c2c import (
-    C2CResult,
-    CategoryCatalogue,
-    CategoryLabel,
-    CoPurchase,
-    CorpusCooccurrence,
-    LearnedCombination,
-    MatrixMethod,
-    TextSimilarity,
-    category_catalogue,
-    category_vectors,
-)
+from .c2c import C2CResult, CategoryCatalogue, CategoryLabel, category_catalogue
 
 if TYPE_CHECKING:  # pragma: no cover
     from kg_builder.models.encoder import TextEncoder
@@ -138,31 +127,20 @@ def train_c2c(dataset: Dataset, *, encoder: TextEncoder | None = None, corpus: S
     Raises:
         InvalidInputError: no complement links or no ``train`` interactions.
     """
-    from kg_builder.evaluation.c2c import choose_copurchase_norm
+    from kg_builder.evaluation.c2c import fit_methods
 
-    say = progress or (lambda _: None)
     catalogue = category_catalogue(dataset)
     labels = complement_pairs(dataset, catalogue)
-    positives = {(a, b) for a, targets in labels.items() for b in targets}
-    if not positives:
+    if not labels:
         raise InvalidInputError("dataset", f"{dataset.name} has no complement links between categories to learn from")
     train = [(i.user, i.item) for i in dataset.interactions if i.split == "train"]
     if not train:
         raise InvalidInputError("dataset", f"{dataset.name} has no train interactions")
-    say("co-purchase")
-    copurchase = CoPurchase(catalogue, train)
-    norm, by_norm = choose_copurchase_norm(copurchase, labels)
-    methods: list[MatrixMethod] = [copurchase.with_norm(norm).calibrate(positives)]
-    if encoder is not None:
-        say("text similarity (MiniLM)")
-        methods.append(TextSimilarity(catalogue, category_vectors(catalogue, encoder)[0]).calibrate(positives))
-    if corpus:
-        say("corpus")
-        methods.append(CorpusCooccurrence(catalogue, corpus).calibrate(positives))
-    say("learned combination")
-    learned = LearnedCombination(catalogue, methods, positives)
+    fitted = fit_methods(catalogue, train, labels, encoder=encoder, corpus=corpus, progress=progress)
+    learned = fitted.learned
     proposals = {key: learned.run(key, k=TOP_K).results for key in catalogue.keys}
-    meta = {"methods": [m.name for m in methods], "co-purchase norm": norm, "co-purchase P@5 by norm": by_norm,
+    meta = {"methods": [m.name for m in fitted.methods], "co-purchase norm": fitted.choices["co-purchase norm"],
+            "co-purchase P@5 by norm": fitted.choices["co-purchase P@5 on training labels by norm"],
             "features": learned.feature_names(), "trained_pairs": learned.trained_pairs,
             "positive_pairs": learned.trained_positives, "categories": len(catalogue.keys),
             "corpus_documents": len(corpus), "method": "learned"}

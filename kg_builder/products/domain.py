@@ -36,9 +36,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kg_builder.datasets import Dataset, EntityRecord, RelationRecord, TripleRecord, load_dataset
+from kg_builder.datasets import Dataset, DocumentRecord, EntityRecord, RelationRecord, TripleRecord, load_dataset
 from kg_builder.datasets.registry import DATASETS
 from kg_builder.graphdb import schema
+from kg_builder.ingest import DatasetKeys
 
 #: relation name (as written on edges) -> (head label, tail label, description)
 PRODUCT_RELATIONS: dict[str, tuple[str, str, str]] = {
@@ -132,7 +133,7 @@ class DerivedName:
 
 def derived_names(dataset: Dataset) -> list[DerivedName]:
     """Names for the brands and categories ``dataset`` knows only by ids (Office)."""
-    keys = _keys(dataset.name)
+    keys = DatasetKeys(dataset.name)
     titles_by_brand: dict[str, list[str]] = defaultdict(list)
     for item in dataset.items:
         if item.brand_id and item.title:
@@ -148,15 +149,9 @@ def derived_names(dataset: Dataset) -> list[DerivedName]:
     return names
 
 
-def _keys(dataset: str):  # the importer's key rules, one copy
-    from kg_builder.ingest import _Keys
-
-    return _Keys(dataset)
-
-
 def product_kg(dataset: Dataset) -> Dataset:
     """The KG view of an Amazon set (module docstring): entities, relations, hashed splits."""
-    keys = _keys(dataset.name)
+    keys = DatasetKeys(dataset.name)
     native = lambda key: schema.native_key(dataset.name, key) or key  # noqa: E731
     names = {d.key: d.name for d in derived_names(dataset)}
     entities: dict[str, EntityRecord] = {}
@@ -224,22 +219,33 @@ def load_kg_view(name: str, data_dir: Path | str) -> Dataset:
     return product_kg(dataset) if is_product_domain(name) else dataset
 
 
+def site_documents(domain: str, documents: Sequence[DocumentRecord]) -> list[DocumentRecord]:
+    """The corpus documents of ``domain``'s site (``office:*`` for Office); none for a domain without one."""
+    prefix = CORPUS_SITES.get(domain)
+    return [d for d in documents if prefix and d.id.startswith(prefix)]
+
+
+def site_corpus(domain: str, data_dir: Path | str) -> list[DocumentRecord]:
+    """The Amazon product corpus documents of ``domain``'s site (titles, descriptions with HTML
+    stripped, brand, categories), or [] when the corpus does not cover the site or is not on disk."""
+    if domain not in CORPUS_SITES or not DATASETS[CORPUS_DATASET].path(data_dir).is_dir():
+        return []
+    return site_documents(domain, load_dataset(CORPUS_DATASET, data_dir).documents)
+
+
 def domain_corpus(view: Dataset, data_dir: Path | str):
     """The retrieval corpus of a product domain: one document per item of the view (its title;
-    provenance id ``<domain>:doc:<item id>``), then the Amazon product corpus documents of the
-    domain's site (titles, descriptions with HTML stripped, brand, categories; ids ``office:12``),
-    where the corpus covers the site and is on disk."""
+    provenance id ``<domain>:doc:<item id>``), then the site's part of the Amazon product corpus
+    (:func:`site_corpus`; ids ``office:12``)."""
     from kg_builder.retrieval.corpus import Corpus, Document, entity_doc_id, product_documents
 
     items = [Document(id=entity_doc_id(view.name, e.id), title=e.name, text=e.description or "", source=view.name,
                       entity_id=e.id)
              for e in view.entities if schema.label_for_key(schema.graph_key(view.name, e.id)) == schema.ITEM]
-    prefix = CORPUS_SITES.get(view.name)
-    site = []
-    if prefix is not None and DATASETS[CORPUS_DATASET].path(data_dir).is_dir():
-        site = [d for d in product_documents(load_dataset(CORPUS_DATASET, data_dir)) if d.id.startswith(prefix)]
+    site = product_documents(Dataset(name=CORPUS_DATASET, kind="corpus", documents=site_corpus(view.name, data_dir)))
     return Corpus(items + site)
 
 
 __all__ = ["CORPUS_SITES", "DERIVED_RELATIONS", "PRODUCT_RELATIONS", "DerivedName", "derived_names", "domain_corpus",
-           "domain_labels", "is_product_domain", "load_kg_view", "office_brand_name", "product_kg", "split_of"]
+           "domain_labels", "is_product_domain", "load_kg_view", "office_brand_name", "product_kg", "site_corpus",
+           "site_documents", "split_of"]

@@ -22,7 +22,6 @@ from kgforge.cli.common import (
     resolve_data_dir,
 )
 
-CORPUS = "amazon18_product_text"
 
 
 @handle_errors
@@ -38,16 +37,16 @@ def eval_c2c_command(
     json_out: bool = JsonOption,
 ) -> None:
     """P@5, R@10 and MRR of each C2C method against held-out item complement links."""
-    from kg_builder.datasets import available_datasets, load_dataset
-    from kg_builder.evaluation.c2c import evaluate_c2c, site_documents
+    from kg_builder.datasets import load_dataset
+    from kg_builder.evaluation.c2c import evaluate_c2c
     from kg_builder.llm import llm_from_settings
+    from kg_builder.products.domain import site_corpus
 
     settings = load_settings()
     root = resolve_data_dir(settings, data_dir)
     with err_console.status(f"loading {dataset} from {root} ..."):
         records = load_dataset(dataset, root)
-        corpus = (site_documents(dataset, load_dataset(CORPUS, root).documents)
-                  if CORPUS in available_datasets(root) else [])
+        corpus = site_corpus(dataset, root)
         text_encoder = None
         if encoder:
             from kg_builder.models.encoder import TextEncoder

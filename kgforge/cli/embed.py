@@ -167,7 +167,7 @@ def finetune_command(
     from gnn.store import EmbeddingSet, EmbeddingStore
     from gnn.train import finetune, item_embeddings
     from kg_builder.datasets import load_dataset
-    from kg_builder.ingest import _Keys
+    from kg_builder.ingest import DatasetKeys
     from kg_builder.models.saved import model_dir
 
     settings = load_settings()
@@ -182,7 +182,7 @@ def finetune_command(
         result = finetune(source, data, model_name=model, max_batches=max_batches, max_minutes=max_minutes,
                           seed=seed, progress=_progress_update(bars))
     folder = result.save_to_directory(model_dir(settings, name))
-    keys = _Keys(dataset)
+    keys = DatasetKeys(dataset)
     by_native = {item.id: keys.item(item) for item in records.items}
     node_ids = [by_native[str(n)] for n in data["item"].native_id]
     saved = EmbeddingStore(settings).save(EmbeddingSet.create(

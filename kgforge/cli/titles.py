@@ -84,7 +84,7 @@ def normalise_titles_command(
     """Normalise the dataset's item titles and store them on its Item nodes (beside the raw title)."""
     from kg_builder.datasets import load_dataset
     from kg_builder.graphdb import GraphStore
-    from kg_builder.ingest import _Keys  # the importer's item ids, so the titles land on its nodes
+    from kg_builder.ingest import DatasetKeys  # the importer's item ids, so the titles land on its nodes
     from kg_builder.llm import llm_from_settings
     from kg_builder.products.titles import LLMTitleRewriter, TitleNormaliser, dataset_normaliser
 
@@ -100,7 +100,7 @@ def normalise_titles_command(
         if client is None:
             fail("--llm needs an LLM server: set KGFORGE_LLM_BASE_URL (and KGFORGE_LLM_MODEL), or drop --llm")
         normaliser = LLMTitleRewriter(client, offline=offline)
-    keys = _Keys(records.name)
+    keys = DatasetKeys(records.name)
     items = [(keys.item(item), item.title, item.brand) for item in records.items if item.title][:limit]
     try:
         with err_console.status(f"normalising {len(items):,} titles ..."):

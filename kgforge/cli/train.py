@@ -385,20 +385,15 @@ def c2c_command(
     co-purchase, text similarity and the product corpus combined by logistic regression, fitted on
     every complement link; saved as c2c-<dataset>."""
     from kg_builder.datasets import load_dataset
-    from kg_builder.evaluation.c2c import site_documents
     from kg_builder.models.encoder import TextEncoder, encoder_path
     from kg_builder.models.saved import model_dir
     from kg_builder.products.c2c_model import default_model_name, train_c2c
-    from kg_builder.products.domain import CORPUS_DATASET
+    from kg_builder.products.domain import site_corpus
 
     settings = load_settings()
     root = resolve_data_dir(settings, data_dir)
     records = load_dataset(dataset, root)
-    try:
-        corpus = site_documents(dataset, load_dataset(CORPUS_DATASET, root).documents)
-    except Exception as e:  # the corpus is optional: said, not fatal
-        err_console.print(f"[yellow]product corpus not used: {e}[/]")
-        corpus = []
+    corpus = site_corpus(dataset, root)
     encoder = TextEncoder(encoder_path(settings)) if encoder_on else None
     with err_console.status("training the C2C model ...") as status:
         model = train_c2c(records, encoder=encoder, corpus=corpus, progress=lambda s: status.update(f"C2C: {s} ..."))
