@@ -1,4 +1,4 @@
-"""JobStore: the durable state of entity jobs, in one SQLite file.
+"""JobStore: the durable state of entity jobs, in one SQLite file or in PostgreSQL.
 
 Why SQLite: job state must survive restarts of the API, the workers *and* the broker, so it cannot
 live in Redis (a broker restart without persistence loses it) or in process memory. It is written
@@ -9,16 +9,30 @@ standard library. The graph database is deliberately not used: jobs must be read
 graph database is down (the outage is what a retrying job reports).
 
 Sharing it: in embedded mode every process runs on one machine and opens the same file
-(``KGFORGE_JOBS_DB``, default ``KGFORGE_HOME/jobs.sqlite3``). Under compose, the API and the worker
-containers mount the same ``kgforge-home`` volume at ``KGFORGE_HOME``, so they open the same file;
-that volume is local to one Docker host. SQLite's locking does not work over network file systems,
-so running workers on several hosts would need a server database behind this same class.
+(``KGFORGE_JOBS_DB``, default ``KGFORGE_HOME/jobs.sqlite3``). SQLite's locking does not work over
+network file systems, so containers or workers on several hosts need the server database behind
+this same class:
 
-Concurrency: WAL journal (readers never block the writer), ``synchronous=FULL`` (a committed
-transaction survives a power cut), one short-lived connection per call (so any thread or process
-may call any method), ``BEGIN IMMEDIATE`` for every write (the write lock is taken up front, so
-read-then-write sequences such as "cancel unless finished" are atomic), and a 30 s busy timeout.
-A locked or unreadable database raises :class:`JobStoreUnavailableError`, a ``RetryableError``.
+PostgreSQL (issue 13): when ``KGFORGE_JOBS_URL`` is a ``postgresql://`` URL the same API, statements
+and semantics run on PostgreSQL (psycopg 3 with a connection pool; compose does this), and
+``KGFORGE_JOBS_DB`` is not used. :mod:`kg_builder.jobs.sql` holds what differs between the two and
+why (row locks with ``SELECT ... FOR UPDATE`` where SQLite takes its file write lock up front).
+
+Concurrency: WAL journal (readers never block the writer), ``synchronous=NORMAL`` (a committed
+transaction survives a crash of any process, not a power cut; the trade-off is in
+:mod:`kg_builder.jobs.sql`), one short-lived connection per call (so any thread or process may
+call any method), ``BEGIN IMMEDIATE`` for every write (the write lock is taken up front, so
+read-then-write sequences such as "cancel unless finished" are atomic; on PostgreSQL the job's row
+is locked instead), and a 30 s busy timeout. A locked or unreachable database raises
+:class:`JobStoreUnavailableError`, a ``RetryableError``.
+
+Submitting is one short write transaction: the job row and its entity rows are inserted and the
+returned :class:`Job` is built from the submission, not read back.
+
+Clients (issue 13): a job records who submitted it in ``client``, a fingerprint of the API key
+(never the key; see ``api.deps``), NULL for jobs submitted without a key (development). :meth:`list`,
+:meth:`get` and :meth:`request_cancel` take ``client`` to show a caller only its own jobs; None
+means every job (the workers, the CLI on the host, an admin key).
 
 Leases (issue 9): a running job holds an ``owner`` (``host:pid:task``) and a ``heartbeat``
 (epoch seconds) that its runner refreshes; :meth:`JobStore.claim` starts an attempt only when no
@@ -37,7 +51,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -45,12 +58,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from kg_builder.errors import KGForgeError, RetryableError
 from kg_builder.pipeline.pipeline import PipelineOptions, SourceEntity
 from kg_builder.settings import Settings
 
 from . import lease
+from .sql import BUSY_TIMEOUT_S, Backend, BackendError, Connection, is_postgres_url, open_backend, redact  # noqa: F401
 from .models import (
     EntityError,
     EntityResult,
@@ -66,11 +81,10 @@ from .models import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
-BUSY_TIMEOUT_S = 30.0
+SCHEMA_VERSION = 4
 MAX_PAGE = 500
 
-_SCHEMA = """
+_SCHEMA_TEMPLATE = """
 CREATE TABLE IF NOT EXISTS jobs (
     id               TEXT PRIMARY KEY,
     status           TEXT NOT NULL,
@@ -87,7 +101,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at       TEXT NOT NULL,
     started_at       TEXT,
     finished_at      TEXT,
-    duration_s       REAL
+    duration_s       {real}
 );
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status);
@@ -106,16 +120,32 @@ CREATE TABLE IF NOT EXISTS job_entities (
 );
 """
 # Added to older files in place: version 2 (issue 9) the lease, worker deaths and LLM usage; version 3
-# (issue 10) the job kind.
-_ADDED_COLUMNS = (
+# (issue 10) the job kind; version 4 (issue 13) the submitting client.
+_ADDED_COLUMNS_TEMPLATE = (
     "owner TEXT",
-    "heartbeat REAL",
+    "heartbeat {real}",
     "worker_deaths INTEGER NOT NULL DEFAULT 0",
     "prompt_tokens INTEGER NOT NULL DEFAULT 0",
     "completion_tokens INTEGER NOT NULL DEFAULT 0",
     "llm_calls INTEGER NOT NULL DEFAULT 0",
     "kind TEXT NOT NULL DEFAULT 'entities'",  # version 3: job kinds (entities, c2c, titles)
+    "client TEXT",  # version 4: fingerprint of the submitting API key (NULL: no key)
 )
+# Statements that need the added columns.
+_AFTER_COLUMNS = ("CREATE INDEX IF NOT EXISTS jobs_by_client ON jobs (client, created_at DESC, id DESC)",)
+# REAL is 4 bytes in PostgreSQL: epoch-second heartbeats need 8.
+_REAL = {"sqlite": "REAL", "postgresql": "DOUBLE PRECISION"}
+
+
+def _tables(dialect: str) -> list[str]:
+    return [s.strip() for s in _SCHEMA_TEMPLATE.format(real=_REAL[dialect]).split(";") if s.strip()]
+
+
+def _added_columns(dialect: str) -> list[str]:
+    return [c.format(real=_REAL[dialect]) for c in _ADDED_COLUMNS_TEMPLATE]
+
+
+_SCHEMA = _SCHEMA_TEMPLATE.format(real="REAL")  # the version-1 SQLite tables (older files start here)
 
 
 class JobStoreUnavailableError(RetryableError):
@@ -180,97 +210,93 @@ class JobStore:
         jobs.get(job.id).status   # JobStatus.queued
     """
 
-    def __init__(self, path: Path | str, *, lease_s: float = 60.0, max_deliveries: int = 3):
-        self.path = Path(path)
+    def __init__(self, target: Path | str, *, lease_s: float = 60.0, max_deliveries: int = 3):
+        """``target``: a ``postgresql://`` URL, or the SQLite file (created with its folder)."""
         self.lease_s = float(lease_s)
         self.max_deliveries = int(max_deliveries)
+        postgres = is_postgres_url(target)
+        # Where the jobs live, for messages: the file, or the URL without its password.
+        self.path: Path | str = str(target) if postgres else Path(target)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connection() as conn:
-                # WAL is a property of the file; setting it once is enough, repeating it is harmless.
-                conn.execute("PRAGMA journal_mode=WAL")
-                if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                    conn.execute("BEGIN IMMEDIATE")
-                    if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                        for statement in filter(str.strip, _SCHEMA.split(";")):
-                            conn.execute(statement)
-                        have = {r["name"] for r in conn.execute("PRAGMA table_info(jobs)")}
-                        for column in _ADDED_COLUMNS:
-                            if column.split()[0] not in have:
-                                conn.execute(f"ALTER TABLE jobs ADD COLUMN {column}")
-                        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                    conn.execute("COMMIT")
-        except (sqlite3.Error, OSError) as e:
-            raise JobStoreUnavailableError(
-                f"cannot open the job database {self.path}: {e}; check "
+            self._db: Backend = open_backend(target)
+            self.path = self._db.where if postgres else self.path
+            self._db.ensure_schema(SCHEMA_VERSION, _tables(self._db.name), _added_columns(self._db.name),
+                                   _AFTER_COLUMNS)
+        except BackendError as e:
+            where = redact(str(target)) if postgres else self.path
+            setting = "KGFORGE_JOBS_URL and that the server is up" if postgres else \
                 "KGFORGE_JOBS_DB and that its folder is writable"
-            ) from e
+            raise JobStoreUnavailableError(f"cannot open the job database {where}: {e}; check {setting}") from e
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobStore:
-        return cls(settings.jobs_db_path, lease_s=settings.job_lease_s, max_deliveries=settings.task_max_deliveries)
+        """PostgreSQL when ``KGFORGE_JOBS_URL`` is set, else the SQLite file ``settings.jobs_db_path``."""
+        return cls(settings.jobs_url or settings.jobs_db_path, lease_s=settings.job_lease_s,
+                   max_deliveries=settings.task_max_deliveries)
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._db.name
+
+    def close(self) -> None:
+        """Close pooled connections (PostgreSQL); the store reopens them if used again."""
+        self._db.close()
 
     # --- connections -------------------------------------------------------------------------
     @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    def _tx(self, write: bool = True) -> Iterator[Connection]:
         try:
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA synchronous=FULL")
-            yield conn
-        finally:
-            conn.close()
-
-    @contextmanager
-    def _tx(self, write: bool = True) -> Iterator[sqlite3.Connection]:
-        try:
-            with self._connection() as conn:
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                try:
-                    yield conn
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-        except sqlite3.OperationalError as e:
+            with self._db.tx(write) as conn:
+                yield conn
+        except BackendError as e:
             raise JobStoreUnavailableError(f"job database {self.path} unavailable: {e}") from e
 
     # --- writes: the API -----------------------------------------------------------------------
-    def create(self, submission: JobSubmission) -> Job:
-        """Persist a new queued job with one pending row per entity; returns it."""
+    def create(self, submission: JobSubmission, *, client: str | None = None) -> Job:
+        """Persist a new queued job with one pending row per entity; returns it.
+
+        ``client``: the submitter's key fingerprint (None: submitted without a key). One short
+        write transaction (two inserts); the returned job is built from the submission.
+        """
         job_id = str(uuid.uuid4())
         now = _now()
+        options = submission.options.model_dump_json()
         with self._tx() as conn:
             conn.execute(
-                "INSERT INTO jobs (id, status, domain, kind, options, total, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job_id,
-                    JobStatus.queued.value,
-                    submission.domain,
-                    submission.kind,
-                    submission.options.model_dump_json(),
-                    len(submission.entities),
-                    now,
-                    now,
-                ),
+                "INSERT INTO jobs (id, status, domain, kind, options, total, client, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, JobStatus.queued.value, submission.domain, submission.kind, options,
+                 len(submission.entities), client, now, now),
             )
             conn.executemany(
                 "INSERT INTO job_entities (job_id, position, entity, updated_at) VALUES (?, ?, ?, ?)",
                 [(job_id, i, e.model_dump_json(), now) for i, e in enumerate(submission.entities)],
             )
-            return self._read(conn, job_id, entities=True)
+        total = len(submission.entities)
+        return Job(
+            id=job_id, status=JobStatus.queued, domain=submission.domain, kind=submission.kind,
+            options=PipelineOptions.model_validate_json(options),
+            progress=JobProgress(total=total, done=0, failed=0, running=0, pending=total),
+            counts=JobCounts(generated=0, kept=0, new=0, merged=0, triples_written=0),
+            usage=JobUsage(), created_at=now, updated_at=now,
+            entities=[EntityResult(position=i, name=e.name, status=EntityStatus.pending, node_id=None,
+                                   generated=0, kept=0, error=None, notes=[])
+                      for i, e in enumerate(submission.entities)],
+        )
 
-    def request_cancel(self, job_id: str) -> Job:
+    def request_cancel(self, job_id: str, *, client: str | None = None) -> Job:
         """Cancel a queued job at once; ask a running one to stop after its current batch.
 
         A job that already finished is returned unchanged (the caller decides what that means).
+        With ``client``, another client's job is not found (:class:`JobNotFoundError`).
         """
         now = _now()
         with self._tx() as conn:
-            status = self._status(conn, job_id)
+            row = self._row(conn, job_id, lock=True)
+            if client is not None and row["client"] != client:
+                raise self._not_found(job_id)
+            status = JobStatus(row["status"])
             if status is JobStatus.queued:
                 conn.execute(
                     "UPDATE jobs SET status=?, cancel_requested=1, finished_at=?, updated_at=? WHERE id=?",
@@ -306,7 +332,7 @@ class JobStore:
         now_s = time.time()
         now = _now()
         with self._tx() as conn:
-            row = self._row(conn, job_id)
+            row = self._row(conn, job_id, lock=True)
             status = JobStatus(row["status"])
             if status.terminal:
                 return Claim(self._read(conn, job_id), False, f"the job is already {status.value}")
@@ -389,7 +415,8 @@ class JobStore:
         now = _now()
         with self._tx() as conn:
             rows = conn.execute(
-                "SELECT id, status, owner, heartbeat, worker_deaths, updated_at FROM jobs WHERE status IN (?, ?)",
+                "SELECT id, status, owner, heartbeat, worker_deaths, updated_at FROM jobs WHERE status IN (?, ?) "
+                "ORDER BY id" + self._db.for_update,  # one lock order: two reapers cannot deadlock
                 (JobStatus.queued.value, JobStatus.running.value),
             ).fetchall()
             for r in rows:
@@ -469,7 +496,7 @@ class JobStore:
         now = _now()
         changed = 0
         with self._tx() as conn:
-            self._row(conn, job_id)
+            self._row(conn, job_id, lock=True)  # one batch of a job at a time: counted once
             for o in outcomes:
                 status = EntityStatus.failed if o.error is not None else EntityStatus.done
                 cursor = conn.execute(
@@ -527,7 +554,7 @@ class JobStore:
         """
         now = _now()
         with self._tx() as conn:
-            if not self._status(conn, job_id).terminal:
+            if not self._status(conn, job_id, lock=True).terminal:
                 counts = self._entity_counts(conn, [job_id]).get(job_id, {})
                 done, failed = (
                     counts.get(EntityStatus.done.value, 0),
@@ -553,7 +580,7 @@ class JobStore:
     def fail(self, job_id: str, message: str) -> bool:
         """Mark a job failed with ``message`` unless it already finished; True when it changed."""
         with self._tx() as conn:
-            if self._status(conn, job_id).terminal:
+            if self._status(conn, job_id, lock=True).terminal:
                 return False
             self._finish(conn, job_id, JobStatus.failed, _now(), message)
             return True
@@ -561,7 +588,7 @@ class JobStore:
     def cancel(self, job_id: str) -> bool:
         """Mark a job cancelled unless it already finished; True when it changed."""
         with self._tx() as conn:
-            if self._status(conn, job_id).terminal:
+            if self._status(conn, job_id, lock=True).terminal:
                 return False
             conn.execute("UPDATE jobs SET cancel_requested=1 WHERE id=?", (job_id,))
             self._finish(conn, job_id, JobStatus.cancelled, _now(), None)
@@ -570,7 +597,7 @@ class JobStore:
     def note_retry(self, job_id: str, message: str) -> bool:
         """A transient error: the job goes back to queued with ``message`` until the retry starts."""
         with self._tx() as conn:
-            if self._status(conn, job_id).terminal:
+            if self._status(conn, job_id, lock=True).terminal:
                 return False
             conn.execute(
                 "UPDATE jobs SET status=?, error=?, owner=NULL, heartbeat=NULL, updated_at=? WHERE id=?",
@@ -585,19 +612,33 @@ class JobStore:
             return bool(row["cancel_requested"]) or row["status"] == JobStatus.cancelled.value
 
     # --- reads ---------------------------------------------------------------------------------
-    def get(self, job_id: str, *, entities: bool = True) -> Job | None:
-        """The job, with per-entity results when ``entities``; None when unknown."""
+    def get(self, job_id: str, *, entities: bool = True, client: str | None = None) -> Job | None:
+        """The job, with per-entity results when ``entities``; None when unknown (or, with
+        ``client``, submitted by another client)."""
         with self._tx(write=False) as conn:
             try:
-                return self._read(conn, job_id, entities=entities)
+                row = self._row(conn, job_id)
             except JobNotFoundError:
                 return None
+            if client is not None and row["client"] != client:
+                return None
+            return self._jobs(conn, [row], entities=entities)[0]
 
-    def list(self, *, limit: int = 50, offset: int = 0, status: JobStatus | None = None) -> JobPage:
-        """Jobs newest first, ``limit`` (1-500) from ``offset``; ``total`` counts all matching jobs."""
+    def list(self, *, limit: int = 50, offset: int = 0, status: JobStatus | None = None,
+             client: str | None = None) -> JobPage:
+        """Jobs newest first, ``limit`` (1-500) from ``offset``; ``total`` counts all matching jobs.
+
+        With ``client``, only the jobs that client submitted."""
         limit = max(1, min(int(limit), MAX_PAGE))
         offset = max(0, int(offset))
-        where, params = ("WHERE status=?", [status.value]) if status is not None else ("", [])
+        conditions, params = [], []
+        if status is not None:
+            conditions.append("status=?")
+            params.append(status.value)
+        if client is not None:
+            conditions.append("client=?")
+            params.append(client)
+        where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
         with self._tx(write=False) as conn:
             total = conn.execute(f"SELECT COUNT(*) FROM jobs {where}", params).fetchone()[0]
             rows = conn.execute(
@@ -652,28 +693,30 @@ class JobStore:
 
     # --- helpers -------------------------------------------------------------------------------
     @staticmethod
-    def _row(conn: sqlite3.Connection, job_id: str) -> sqlite3.Row:
-        row = conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+    def _not_found(job_id: str) -> JobNotFoundError:
+        return JobNotFoundError(f"no job {job_id!r}; `GET /v1/jobs` lists the jobs")
+
+    def _row(self, conn: Connection, job_id: str, *, lock: bool = False) -> Any:
+        """The job's row; ``lock`` (write transactions that then write it) locks it on PostgreSQL."""
+        row = conn.execute("SELECT * FROM jobs WHERE id=?" + (self._db.for_update if lock else ""),
+                           (job_id,)).fetchone()
         if row is None:
-            raise JobNotFoundError(f"no job {job_id!r}; `GET /v1/jobs` lists the jobs")
+            raise self._not_found(job_id)
         return row
 
-    def _status(self, conn: sqlite3.Connection, job_id: str) -> JobStatus:
-        return JobStatus(self._row(conn, job_id)["status"])
+    def _status(self, conn: Connection, job_id: str, *, lock: bool = False) -> JobStatus:
+        return JobStatus(self._row(conn, job_id, lock=lock)["status"])
 
-    @staticmethod
-    def _finish(
-        conn: sqlite3.Connection, job_id: str, status: JobStatus, now: str, error: str | None
-    ) -> None:
+    def _finish(self, conn: Connection, job_id: str, status: JobStatus, now: str, error: str | None) -> None:
         conn.execute(
             "UPDATE jobs SET status=?, error=?, finished_at=?, updated_at=?, owner=NULL, heartbeat=NULL, "
             "duration_s=CASE WHEN started_at IS NULL "
-            "THEN NULL ELSE (julianday(?) - julianday(started_at)) * 86400.0 END WHERE id=?",
+            f"THEN NULL ELSE {self._db.duration_s('?', 'started_at')} END WHERE id=?",
             (status.value, error, now, now, now, job_id),
         )
 
     @staticmethod
-    def _entity_counts(conn: sqlite3.Connection, job_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    def _entity_counts(conn: Connection, job_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         marks = ",".join("?" * len(job_ids))
         counts: dict[str, dict[str, int]] = {}
         for r in conn.execute(
@@ -687,10 +730,10 @@ class JobStore:
             c["kept"] += r["k"] or 0
         return counts
 
-    def _read(self, conn: sqlite3.Connection, job_id: str, *, entities: bool = False) -> Job:
+    def _read(self, conn: Connection, job_id: str, *, entities: bool = False) -> Job:
         return self._jobs(conn, [self._row(conn, job_id)], entities=entities)[0]
 
-    def _jobs(self, conn: sqlite3.Connection, rows: Sequence[sqlite3.Row], *, entities: bool) -> list[Job]:
+    def _jobs(self, conn: Connection, rows: Sequence[Any], *, entities: bool) -> list[Job]:
         if not rows:
             return []
         ids = [r["id"] for r in rows]

@@ -1,4 +1,5 @@
-"""JobStore: durability across reopening, paging, cancellation, and counting a replayed batch once."""
+"""JobStore: durability across reopening, paging, cancellation, counting a replayed batch once, and
+each client seeing only its jobs; on SQLite and on PostgreSQL (``jobs_target`` in conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import sqlite3
 import threading
 
 import pytest
+from pydantic import ValidationError
 
 from kg_builder.jobs import (
     BatchCounts,
@@ -16,6 +18,7 @@ from kg_builder.jobs import (
     JobStore,
     JobSubmission,
 )
+from kg_builder.jobs.sql import redact
 from kg_builder.pipeline import PipelineOptions, SourceEntity
 from kg_builder.settings import Settings
 
@@ -28,9 +31,8 @@ def submission(*names: str, domain: str = "zoo") -> JobSubmission:
     )
 
 
-def test_a_job_survives_reopening_the_file(tmp_path):
-    path = tmp_path / "jobs.sqlite3"
-    first = JobStore(path)
+def test_a_job_survives_reopening_the_store(jobs_target):
+    first = JobStore(jobs_target)
     job = first.create(submission("sheep", "goat", "llama"))
     first.mark_running(job.id)
     first.record_batch(
@@ -41,9 +43,10 @@ def test_a_job_survives_reopening_the_file(tmp_path):
         ],
         BatchCounts(new=1, merged=3, triples_written=2),
     )
+    first.close()
     del first
 
-    again = JobStore(path)  # a new process would do exactly this
+    again = JobStore(jobs_target)  # a new process would do exactly this
     job = again.get(job.id)
     assert job.status is JobStatus.running and job.attempts == 1
     assert job.progress.model_dump() == {"total": 3, "done": 1, "failed": 1, "running": 0, "pending": 1}
@@ -53,8 +56,9 @@ def test_a_job_survives_reopening_the_file(tmp_path):
     assert job.options.generators == ["graph"] and job.options.keep_fraction == 0.5
     assert [p for p, _ in again.pending_entities(job.id)] == [2]
     assert again.submission(job.id).entities[2].name == "llama"
-    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
-    assert mode == "wal"
+    if again.backend == "sqlite":
+        mode = sqlite3.connect(jobs_target).execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode == "wal"
 
 
 def test_jobs_store_lives_under_home_by_default(tmp_path):
@@ -64,10 +68,33 @@ def test_jobs_store_lives_under_home_by_default(tmp_path):
         Settings(home=tmp_path, jobs_db=tmp_path / "x" / "j.db").jobs_db_path
         == tmp_path.resolve() / "x" / "j.db"
     )
+    assert JobStore.from_settings(settings).backend == "sqlite"
 
 
-def test_a_replayed_batch_is_counted_once(tmp_path):
-    jobs = JobStore(tmp_path / "jobs.sqlite3")
+def test_a_postgres_url_in_the_settings_selects_postgres_and_hides_the_password(postgres_url, tmp_path):
+    store = JobStore.from_settings(Settings(home=tmp_path, jobs_url=postgres_url))
+    assert store.backend == "postgresql" and not (tmp_path / "jobs.sqlite3").exists()
+    assert redact("postgresql://kg:s3cret@db:5432/kg") == "postgresql://kg:***@db:5432/kg"
+    assert Settings(home=tmp_path, jobs_url="").jobs_url is None
+    with pytest.raises(ValidationError, match="jobs_url"):
+        Settings(home=tmp_path, jobs_url="mysql://db/kg")
+
+
+def test_an_unreachable_postgres_is_a_retryable_error_without_the_password(monkeypatch):
+    from kg_builder.jobs import JobStoreUnavailableError, sql
+
+    url = "postgresql://kg:s3cret@127.0.0.1:1/kg?connect_timeout=1"
+    monkeypatch.setattr(sql, "BUSY_TIMEOUT_S", 2.0)
+    try:
+        with pytest.raises(JobStoreUnavailableError, match="KGFORGE_JOBS_URL") as caught:
+            JobStore(url)
+    finally:
+        sql.close_pool(url)
+    assert "s3cret" not in str(caught.value)
+
+
+def test_a_replayed_batch_is_counted_once(jobs_target):
+    jobs = JobStore(jobs_target)
     job = jobs.create(submission("a", "b"))
     batch = [EntityOutcome(0, generated=4, kept=1), EntityOutcome(1, generated=2, kept=1)]
     assert jobs.record_batch(job.id, batch, BatchCounts(new=1, merged=1, triples_written=2)) == 2
@@ -82,8 +109,8 @@ def test_a_replayed_batch_is_counted_once(tmp_path):
     )
 
 
-def test_paging_is_newest_first_and_counts_everything(tmp_path):
-    jobs = JobStore(tmp_path / "jobs.sqlite3")
+def test_paging_is_newest_first_and_counts_everything(jobs_target):
+    jobs = JobStore(jobs_target)
     ids = [jobs.create(submission(f"e{i}")).id for i in range(7)]
     jobs.request_cancel(ids[0])
     page = jobs.list(limit=3, offset=0)
@@ -95,8 +122,8 @@ def test_paging_is_newest_first_and_counts_everything(tmp_path):
     assert jobs.status_counts()[JobStatus.queued] == 6
 
 
-def test_cancel_queued_at_once_running_between_batches_finished_never(tmp_path):
-    jobs = JobStore(tmp_path / "jobs.sqlite3")
+def test_cancel_queued_at_once_running_between_batches_finished_never(jobs_target):
+    jobs = JobStore(jobs_target)
     queued = jobs.create(submission("a"))
     assert jobs.request_cancel(queued.id).status is JobStatus.cancelled
     assert jobs.mark_running(queued.id).status is JobStatus.cancelled  # a late task does not revive it
@@ -116,8 +143,8 @@ def test_cancel_queued_at_once_running_between_batches_finished_never(tmp_path):
     assert jobs.get(done.id).finished_at is not None
 
 
-def test_cancel_requested_while_queued_for_retry_stops_the_next_attempt(tmp_path):
-    jobs = JobStore(tmp_path / "jobs.sqlite3")
+def test_cancel_requested_while_queued_for_retry_stops_the_next_attempt(jobs_target):
+    jobs = JobStore(jobs_target)
     job = jobs.create(submission("a"))
     jobs.mark_running(job.id)
     jobs.note_retry(job.id, "retry 1 of 5 after a transient error: db down")
@@ -126,8 +153,8 @@ def test_cancel_requested_while_queued_for_retry_stops_the_next_attempt(tmp_path
     assert jobs.mark_running(job.id).status is JobStatus.cancelled
 
 
-def test_a_job_whose_every_entity_failed_fails(tmp_path):
-    jobs = JobStore(tmp_path / "jobs.sqlite3")
+def test_a_job_whose_every_entity_failed_fails(jobs_target):
+    jobs = JobStore(jobs_target)
     job = jobs.create(submission("a", "b"))
     jobs.mark_running(job.id)
     jobs.entity_failed(job.id, 0, "invalid input: x: y")
@@ -137,8 +164,8 @@ def test_a_job_whose_every_entity_failed_fails(tmp_path):
     assert finished.finished_at is not None
 
 
-def test_unknown_job(tmp_path):
-    jobs = JobStore(tmp_path / "jobs.sqlite3")
+def test_unknown_job(jobs_target):
+    jobs = JobStore(jobs_target)
     assert jobs.get("nope") is None
     with pytest.raises(JobNotFoundError):
         jobs.request_cancel("nope")
@@ -146,8 +173,8 @@ def test_unknown_job(tmp_path):
         jobs.mark_running("nope")
 
 
-def test_concurrent_writers_from_threads(tmp_path):
-    jobs = JobStore(tmp_path / "jobs.sqlite3")
+def test_concurrent_writers_from_threads(jobs_target):
+    jobs = JobStore(jobs_target)
     job = jobs.create(submission(*[f"e{i}" for i in range(40)]))
     errors = []
 
@@ -165,3 +192,69 @@ def test_concurrent_writers_from_threads(tmp_path):
         t.join()
     assert not errors
     assert jobs.get(job.id).progress.done == 40 and jobs.get(job.id).counts.generated == 40
+
+
+def test_concurrent_claims_of_one_job_have_one_winner(jobs_target):
+    jobs = JobStore(jobs_target)
+    job = jobs.create(submission("a"))
+    barrier = threading.Barrier(6)
+    claims = []
+
+    def claim(i: int) -> None:
+        barrier.wait()
+        claims.append(jobs.claim(job.id, f"host-{i}.example:1:task"))
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(c.claimed for c in claims) == 1
+    assert jobs.get(job.id).attempts == 1 and jobs.get(job.id).worker_deaths == 0
+
+
+def test_a_batch_recorded_twice_at_once_is_counted_once(jobs_target):
+    jobs = JobStore(jobs_target)
+    job = jobs.create(submission("a", "b"))
+    batch = [EntityOutcome(0, generated=3, kept=1), EntityOutcome(1, generated=2, kept=1)]
+    barrier = threading.Barrier(4)
+    changed = []
+
+    def record() -> None:
+        barrier.wait()
+        changed.append(jobs.record_batch(job.id, batch, BatchCounts(new=1, merged=1, triples_written=2)))
+
+    threads = [threading.Thread(target=record) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(changed) == [0, 0, 0, 2]
+    counts = jobs.get(job.id).counts
+    assert (counts.generated, counts.new, counts.merged, counts.triples_written) == (5, 1, 1, 2)
+
+
+def test_each_client_sees_and_cancels_only_its_own_jobs(jobs_target):
+    jobs = JobStore(jobs_target)
+    mine = jobs.create(submission("a"), client="fp-a")
+    theirs = jobs.create(submission("b"), client="fp-b")
+    keyless = jobs.create(submission("c"))
+    assert [j.id for j in jobs.list(client="fp-a").items] == [mine.id]
+    assert jobs.list(client="fp-a").total == 1
+    assert jobs.list(client="fp-a", status=JobStatus.cancelled).total == 0
+    assert jobs.list().total == 3  # None: every job (workers, an admin)
+    assert jobs.get(theirs.id, client="fp-a") is None and jobs.get(mine.id, client="fp-a").id == mine.id
+    assert jobs.get(keyless.id, client="fp-a") is None and jobs.get(keyless.id).id == keyless.id
+    with pytest.raises(JobNotFoundError):
+        jobs.request_cancel(theirs.id, client="fp-a")
+    assert jobs.get(theirs.id).status is JobStatus.queued
+    assert jobs.request_cancel(mine.id, client="fp-a").status is JobStatus.cancelled
+
+
+def test_create_returns_what_get_reads(jobs_target):
+    jobs = JobStore(jobs_target)
+    created = jobs.create(submission("a", "b"))
+    read = jobs.get(created.id)
+    assert created.model_dump(exclude={"created_at", "updated_at"}) == read.model_dump(
+        exclude={"created_at", "updated_at"})
+    assert created.created_at == read.created_at

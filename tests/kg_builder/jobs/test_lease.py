@@ -1,6 +1,6 @@
 """Job leases in the job store: a live lease elsewhere stops a second run, a dead one is taken over
 and counted, too many worker deaths fail the job naming the cap, and the reaper finds stuck queued
-jobs and orphaned running ones."""
+jobs and orphaned running ones; on SQLite and on PostgreSQL (``jobs_target`` in conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from job_databases import age_update, execute
 
 from kg_builder.jobs import JobStatus, JobStore, JobSubmission
 from kg_builder.jobs.lease import Heartbeat, lease_alive, make_owner, parse_owner, process_exists
@@ -25,16 +26,7 @@ def submission(*names: str) -> JobSubmission:
 
 
 def age_heartbeat(store: JobStore, job_id: str, seconds: float) -> None:
-    with sqlite3.connect(store.path) as conn:
-        conn.execute("UPDATE jobs SET heartbeat = heartbeat - ? WHERE id=?", (seconds, job_id))
-
-
-def age_update(store: JobStore, job_id: str, seconds: float) -> None:
-    with sqlite3.connect(store.path) as conn:
-        conn.execute("UPDATE jobs SET updated_at = datetime(updated_at, ?) WHERE id=?",
-                     (f"-{int(seconds)} seconds", job_id))
-        # datetime() drops the ISO offset; put the UTC marker back so readers parse it the same way
-        conn.execute("UPDATE jobs SET updated_at = replace(updated_at, ' ', 'T') || '+00:00' WHERE id=?", (job_id,))
+    execute(store, "UPDATE jobs SET heartbeat = heartbeat - ? WHERE id=?", (seconds, job_id))
 
 
 def dead_pid() -> int:
@@ -44,8 +36,8 @@ def dead_pid() -> int:
 
 
 @pytest.fixture
-def store(tmp_path) -> JobStore:
-    return JobStore(tmp_path / "jobs.sqlite3", lease_s=30, max_deliveries=2)
+def store(jobs_target) -> JobStore:
+    return JobStore(jobs_target, lease_s=30, max_deliveries=2)
 
 
 def test_owner_strings_and_process_liveness():
@@ -140,7 +132,7 @@ def test_reap_requeues_orphans_resends_stuck_queued_jobs_and_leaves_live_ones(st
     assert store.reap(broker_jobs=None, queued_grace_s=30).resend == []
 
 
-def test_reap_without_counting_deaths_and_past_the_cap(store):
+def test_reap_without_counting_deaths_and_past_the_cap(store, jobs_target):
     job_id = store.create(submission("a")).id
     store.claim(job_id, ELSEWHERE)
     age_heartbeat(store, job_id, 31)
@@ -149,7 +141,7 @@ def test_reap_without_counting_deaths_and_past_the_cap(store):
     job = store.get(job_id)
     assert job.worker_deaths == 0 and job.error == "re-queued: the stack stopped"
 
-    capped = JobStore(store.path, lease_s=30, max_deliveries=0)
+    capped = JobStore(jobs_target, lease_s=30, max_deliveries=0)
     other = capped.create(submission("b")).id
     capped.claim(other, ELSEWHERE)
     age_heartbeat(capped, other, 31)
@@ -182,4 +174,27 @@ def test_a_version_1_job_file_is_upgraded_in_place(tmp_path):
     jobs = JobStore(path)
     job = jobs.get("old")
     assert job.status is JobStatus.queued and job.worker_deaths == 0 and job.usage.calls == 0
+    assert jobs.list(client="someone").total == 0 and jobs.list().total == 1
     assert jobs.claim("old", ELSEWHERE).claimed
+
+
+def test_a_version_1_postgres_schema_is_upgraded_in_place(postgres_url):
+    import psycopg
+
+    from kg_builder.jobs import job_store as store_module
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        for statement in filter(str.strip, store_module._SCHEMA.split(";")):
+            conn.execute(statement)
+        conn.execute("CREATE TABLE jobs_schema (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO jobs_schema VALUES (1)")
+        conn.execute("INSERT INTO jobs (id, status, domain, options, total, created_at, updated_at) "
+                     "VALUES ('old', 'queued', 'zoo', '{}', 0, '2026-01-01T00:00:00+00:00', "
+                     "'2026-01-01T00:00:00+00:00')")
+    jobs = JobStore(postgres_url)
+    job = jobs.get("old")
+    assert job.status is JobStatus.queued and job.worker_deaths == 0 and job.usage.calls == 0
+    assert jobs.list(client="someone").total == 0 and jobs.list().total == 1
+    assert jobs.claim("old", ELSEWHERE).claimed
+    jobs.heartbeat("old", ELSEWHERE)
+    assert abs(jobs.get("old").heartbeat_at.timestamp() - time.time()) < 5  # 8-byte floats, not REAL
