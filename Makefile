@@ -18,6 +18,10 @@ install: $(BIN)/python
 
 install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# Debian's chromium for the explorer's browser test (Playwright drives it; no browser download).
+	@if [ ! -x /usr/bin/chromium ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
 
 # The main job on the embedded default: start the stack (`kgforge up`), import UMLS, train the
 # models the pipeline needs (once), submit an entity job over HTTP, follow it, print its triples.

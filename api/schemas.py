@@ -8,14 +8,23 @@ Jobs reuse the core's models (:mod:`kg_builder.jobs.models`): ``JobCreate`` is t
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from kg_builder.jobs.models import DOMAIN_PATTERN, Job, JobPage, JobStatus, JobSubmission
 
 JobCreate = JobSubmission
-JobPublic = Job
 JobsPublic = JobPage
+
+
+class JobPublic(Job):
+    """A job as ``GET /v1/jobs/{id}`` shows it, with a link to its triples in the graph explorer."""
+
+    @computed_field(description="The graph explorer showing the triples this job wrote.")
+    @property
+    def explorer_url(self) -> str:
+        return f"/explorer?job={quote(self.id, safe='')}"
 
 
 class JobAccepted(BaseModel):

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     jobs_db: Path | None = Field(None, description="SQLite file of the job store; default KGFORGE_HOME/jobs.sqlite3.")
     max_entities_per_job: int = Field(100, ge=1, le=10_000)
     max_body_bytes: int = Field(1_048_576, ge=1024, le=100 * 1_048_576, description="Largest request body (bytes).")
+    # The explorer's read-only Cypher box (POST /v1/cypher, kg_builder/graphdb/readonly.py).
+    cypher_timeout_s: float = Field(10.0, gt=0, le=600, description="Longest wait (s) for one statement of the Cypher box.")
+    cypher_max_rows: int = Field(1000, ge=1, le=100_000, description="Most rows one statement of the Cypher box returns.")
     job_batch_size: int = Field(5, ge=1, le=1000, description="Entities run and written per batch of a job.")
     task_max_retries: int = Field(5, ge=0, le=100, description="Retries of a job after a transient error.")
     task_retry_backoff_max: int = Field(60, ge=1, le=3600, description="Longest wait between retries (s).")
