@@ -4,7 +4,9 @@ Routes (OpenAPI docs at ``/docs``): ``/v1/jobs`` (submit, follow, list, cancel),
 (a node and its neighbours, by id or name), ``/v1/relations`` (the relation pool),
 ``/v1/documents`` (add retrieval documents), ``/v1/embeddings`` (embedding sets: a node's vector,
 batches, similar nodes, search by vector or text), ``/v1/schema`` (labels, relationship patterns and
-property keys, also in LangChain's shape: ``api/routers/schema.py``), ``/healthz``, ``/readyz``, ``/metrics``.
+property keys, also in LangChain's shape: ``api/routers/schema.py``), ``/v1/cypher`` (one read-only
+Cypher statement), ``/explorer`` (the graph explorer page: ``api/routers/explorer.py``), ``/healthz``,
+``/readyz``, ``/metrics``.
 
 Creating the app connects to nothing (the job store, graph driver, Celery app and encoder open on
 first use), so it imports while the graph database and the broker are down. Outside development
@@ -31,7 +33,7 @@ from api.deps import Services
 from api.hygiene import InputHygiene
 from api.limits import BodySizeLimit
 from api.metrics import Metrics
-from api.routers import documents, embeddings, entities, health, jobs, relations, schema
+from api.routers import cypher, documents, embeddings, entities, explorer, health, jobs, relations, schema
 from kg_builder import __version__
 from kg_builder.errors import ConfigError
 from kg_builder.settings import Settings, get_settings
@@ -75,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics(lambda: services.jobs)
     errors.install(app)
     for router in (jobs.router, entities.router, relations.router, documents.router, embeddings.router,
-                   schema.router, health.router):
+                   schema.router, cypher.router, explorer.router, explorer.page_router, health.router):
         app.include_router(router)
     app.add_middleware(InputHygiene)  # inside the size limit: it reads only bodies within the limit
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
