@@ -1,14 +1,20 @@
-"""``/v1/jobs``: submit an entity job, follow it, list jobs, cancel one."""
+"""``/v1/jobs``: submit an entity job, follow it, list jobs, cancel one.
+
+A client sees only its own jobs (issue 13): a job records a digest of the key that submitted it
+(``Caller.key_id``, never the key), and listing, reading and cancelling filter by the caller's key,
+so another key's job is 404. Without keys (development) every caller is the same anonymous client
+and sees every job.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
 
-from api.deps import ServicesDep, WriteAccess
+from api.deps import Caller, ServicesDep, WriteAccess, require_api_key, require_read
 from api.errors import invalid
 from api.schemas import ErrorPublic, JobAccepted, JobCreate, JobPublic, JobsPublic
 from kg_builder.errors import InvalidInputError
@@ -35,7 +41,8 @@ WRITE_RESPONSES = {
                409: {"model": ErrorPublic, "description": "A model the job needs is not trained (the command)."},
                503: {"model": ErrorPublic, "description": "Broker unreachable."}},
 )
-def submit_job(job: JobCreate, services: ServicesDep, response: Response) -> JobAccepted | JSONResponse:
+def submit_job(job: JobCreate, services: ServicesDep, response: Response,
+               who: Annotated[Caller, Depends(require_api_key)]) -> JobAccepted | JSONResponse:
     """Persist the job, then enqueue ``kgforge.run_job(id)``; 202 with the id to follow.
 
     Entities beyond ``KGFORGE_MAX_ENTITIES_PER_JOB`` are refused with 422 naming ``entities``; an
@@ -51,7 +58,7 @@ def submit_job(job: JobCreate, services: ServicesDep, response: Response) -> Job
         return invalid(e.field, e.reason)
     except ModelNotTrainedError as e:
         return JSONResponse({"detail": str(e)}, status_code=status.HTTP_409_CONFLICT)
-    created = services.jobs.create(job)
+    created = services.jobs.create(job, client=who.key_id)
     from workers.app import enqueue_job
 
     try:
@@ -71,18 +78,21 @@ def submit_job(job: JobCreate, services: ServicesDep, response: Response) -> Job
 @router.get("", response_model=JobsPublic)
 def list_jobs(
     services: ServicesDep,
+    who: Annotated[Caller, Depends(require_read)],
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
 ) -> JobsPublic:
-    """Jobs, newest first (without per-entity results; ``GET /v1/jobs/{id}`` has them)."""
-    return services.jobs.list(limit=limit, offset=offset, status=status_)
+    """The caller's jobs, newest first (without per-entity results; ``GET /v1/jobs/{id}`` has them)."""
+    return services.jobs.list(limit=limit, offset=offset, status=status_, client=who.key_id)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={404: {"model": ErrorPublic}})
-def get_job(job_id: str, services: ServicesDep, entities: bool = True) -> JobPublic:
-    """Status, progress, counts (generated / kept / new / merged), per-entity results and errors."""
-    job = services.jobs.get(job_id, entities=entities)
+def get_job(job_id: str, services: ServicesDep, who: Annotated[Caller, Depends(require_read)],
+            entities: bool = True) -> JobPublic:
+    """Status, progress, counts (generated / kept / new / merged), per-entity results and errors
+    (404 for another key's job)."""
+    job = services.jobs.get(job_id, entities=entities, client=who.key_id)
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id!r}")
     return job
@@ -98,13 +108,13 @@ def get_job(job_id: str, services: ServicesDep, entities: bool = True) -> JobPub
         409: {"model": ErrorPublic, "description": "The job already finished."},
     },
 )
-def cancel_job(job_id: str, services: ServicesDep) -> JobPublic:
+def cancel_job(job_id: str, services: ServicesDep, who: Annotated[Caller, Depends(require_api_key)]) -> JobPublic:
     """Cancel a queued job now, or a running one after its current batch (``cancel_requested``).
 
     Cancelling a cancelled job is a no-op; a job that succeeded or failed cannot be cancelled (409).
     """
     try:
-        job = services.jobs.request_cancel(job_id)
+        job = services.jobs.request_cancel(job_id, client=who.key_id)
     except JobNotFoundError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id!r}") from None
     if job.status in (JobStatus.succeeded, JobStatus.failed):
