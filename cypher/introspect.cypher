@@ -30,3 +30,7 @@ RETURN labels(a) AS start, labels(b) AS end, properties(r) AS props;
 // @purpose The database's indexes (label, properties, kind) for the schema's metadata.
 SHOW INDEXES YIELD name, type, entityType, labelsOrTypes, properties, owningConstraint
 RETURN name, type, entityType, labelsOrTypes, properties, owningConstraint;
+
+// @name introspect_databases
+// @purpose The server's databases (name, type, default) to tell which one a database name reaches.
+SHOW DATABASES YIELD name, type, default RETURN name, type, default;
