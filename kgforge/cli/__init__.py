@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from kgforge.cli import c2c, db, embed, evaluate, generate, graph, imports, jobs, titles, train, up
+from kgforge.cli import c2c, db, embed, evaluate, generate, graph, imports, jobs, models, rec, titles, train, up
 
 app = typer.Typer(name="kgforge", help="kgforge: knowledge-graph construction service.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -18,6 +18,8 @@ app.add_typer(train.app, name="train")
 app.add_typer(evaluate.app, name="eval")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(embed.app, name="embed")
+app.add_typer(models.app, name="models")
+app.add_typer(rec.app, name="rec")
 app.command("import")(imports.import_command)
 app.command("datasets")(imports.datasets_command)
 app.command("generate")(generate.generate_command)

@@ -1,0 +1,83 @@
+"""Knowledge matrices for the students' item supplement (``[n_items, k]``, row = item index).
+
+A *knowledge spec* names the parts, joined by ``+``:
+
+* ``none``: no knowledge (ID-only students).
+* ``text``: MiniLM embeddings of the item titles (:func:`gnn.export.text_features`, the same
+  vectors and on-disk cache as the GNN's input features and the title evaluation), 384 dims.
+* ``text-whitened``: the same, BERT-whitened to 256 dims (the best text row of issue 10; needs
+  more than 256 items).
+* ``graph:<set>`` or ``graph:<set>@<version>``: an embedding set saved by ``kgforge embed
+  finetune`` (:mod:`gnn.store`), rows looked up by the items' graph keys
+  (:class:`kg_builder.ingest.DatasetKeys`); an item the set lacks is an error naming it.
+
+Each part is L2-normalised per row before concatenation, so no part dominates by scale; the
+student's learned projection decides how much each contributes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kg_builder.errors import InvalidInputError
+
+from .data import RecData
+
+WHITENING_DIMS = 256
+
+
+def parse_spec(spec: str | None) -> list[str]:
+    """``"text+graph:x"`` -> ``["text", "graph:x"]``; ``None``/``"none"`` -> ``[]``."""
+    if spec is None or spec.strip().lower() in ("", "none", "id"):
+        return []
+    parts = [p.strip() for p in spec.split("+") if p.strip()]
+    for part in parts:
+        if part not in ("text", "text-whitened") and not (part.startswith("graph:") and len(part) > 6):
+            raise InvalidInputError("knowledge", f"unknown knowledge part {part!r}: use none, text, text-whitened, "
+                                                 "graph:<embedding set>[@version], joined by '+'")
+    return parts
+
+
+def build_knowledge(spec: str | None, data: RecData, *, cache_dir: Path | None = None,
+                    settings=None) -> np.ndarray | None:
+    """The knowledge matrix of ``spec`` for ``data``'s items, or None for ID-only."""
+    parts = parse_spec(spec)
+    if not parts:
+        return None
+    blocks = []
+    for part in parts:
+        if part in ("text", "text-whitened"):
+            from gnn.export import default_cache_dir, text_features
+
+            whitening = WHITENING_DIMS if part == "text-whitened" else None
+            if whitening and data.n_items <= whitening:
+                raise InvalidInputError("knowledge", f"text-whitened needs more than {whitening} items, the dataset "
+                                                     f"has {data.n_items}; use text")
+            blocks.append(text_features(data.dataset, cache_dir=cache_dir or default_cache_dir(), whitening=whitening))
+        else:
+            blocks.append(graph_knowledge(part[len("graph:"):], data, settings=settings))
+    return np.concatenate([_normalise(b) for b in blocks], axis=1).astype(np.float32)
+
+
+def graph_knowledge(reference: str, data: RecData, *, settings=None) -> np.ndarray:
+    """Rows of a saved embedding set (``name`` or ``name@version``) in item-index order."""
+    from gnn.store import EmbeddingStore
+    from kg_builder.ingest import DatasetKeys
+    from kg_builder.settings import get_settings
+
+    name, _, version = reference.partition("@")
+    if version and not version.isdigit():
+        raise InvalidInputError("knowledge", f"graph set version must be a number: {reference!r}")
+    embedding_set = EmbeddingStore(settings or get_settings()).load(name, int(version) if version else None)
+    keys = DatasetKeys(data.dataset.name)
+    return embedding_set.vectors[embedding_set.rows_for([keys.item(item) for item in data.dataset.items])]
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+
+
+__all__ = ["build_knowledge", "graph_knowledge", "parse_spec"]
