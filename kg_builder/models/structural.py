@@ -111,18 +111,53 @@ class ComplEx(nn.Module):
         return nn.functional.cross_entropy(scores, tails) + regularization * n3
 
     @torch.no_grad()
+    def query_vectors(self, heads: Tensor, relations: Tensor) -> Tensor:
+        """``[B, 2 * rank]``: the vector each query ``(h, r, ?)`` scores every entity row against
+        (``forward`` is ``query_vectors(h, r) @ entities.T``)."""
+        q_re, q_im, _, _ = self._query(heads, relations)
+        return torch.cat([q_re, q_im], dim=1)
+
+    def grown(self, entity_ids: Sequence[str], relation_ids: Sequence[str] = ()) -> "ComplEx":
+        """A copy with more entities and relations appended (an incremental update of the graph).
+
+        Old rows keep their trained values exactly (a relation's reciprocal row moves with it: rows
+        are ``[forward relations, reciprocal relations]``); ids already known are skipped. New rows
+        start as a fresh model's do (N(0, 1) x ``init_scale``): near zero, they score about 0
+        against every query instead of adding random competitors at the trained scale;
+        :func:`kg_builder.training.structural.resume_structural` then moves the entities that have
+        known neighbours to their neighbours' query vectors.
+        """
+        new_entities = [e for e in dict.fromkeys(entity_ids) if e not in self.entity_index]
+        new_relations = [r for r in dict.fromkeys(relation_ids) if r not in self.relation_index]
+        model = ComplEx(self.entity_ids + new_entities, self.relation_ids + new_relations, rank=self.rank,
+                        init_scale=self.init_scale, meta=dict(self.meta))
+        with torch.no_grad():
+            old_e, old_r = self.entities.weight, self.relations.weight
+            n_e, n_r = len(self.entity_ids), len(self.relation_ids)
+            model.entities.weight[:n_e] = old_e
+            m_r = len(model.relation_ids)
+            fresh = model.relations.weight.detach().clone()
+            fresh[:n_r], fresh[m_r:m_r + n_r] = old_r[:n_r], old_r[n_r:]
+            model.relations.weight.copy_(fresh)
+        model.train(self.training)
+        return model
+
+    def old_relation_rows(self, old_relations: int) -> list[int]:
+        """Row numbers in this model of the first ``old_relations`` relations' rows (both directions)."""
+        m_r = len(self.relation_ids)
+        return list(range(old_relations)) + list(range(m_r, m_r + old_relations))
+
+    @torch.no_grad()
     def score(self, queries: Sequence[Query]) -> np.ndarray:
         """:class:`~kg_builder.evaluation.kgc.Scorer`: ``[len(queries), num_entities]`` scores."""
         heads = torch.tensor([self.entity_row(q.entity) for q in queries], dtype=torch.long)
         rels = torch.tensor([self.relation_row(q.relation, q.inverse) for q in queries], dtype=torch.long)
         return self(heads, rels).numpy()
 
-
     def top_k(self, entity: str, relation: str, *, inverse: bool = False, k: int = 10) -> list[tuple[str, float]]:
         scores = self.score([Query(entity, relation, inverse)])[0]
         top = np.argsort(-scores)[:k]
         return [(self.entity_ids[i], float(scores[i])) for i in top]
-
     # --- persistence ---------------------------------------------------------------------------
     def save(self, directory: Path | str) -> Path:
         directory = Path(directory)
