@@ -8,7 +8,9 @@ No Docker engine runs on the development machines, so these files cannot be star
 * the properties the deployment relies on (healthchecks behind every ``depends_on``, no literal
   secrets, environment variables that the Settings object really reads, a GPU-only vLLM, ...) are
   asserted directly on the parsed file;
-* the Dockerfile and .dockerignore are parsed and checked for what the image must (not) contain.
+* the Dockerfile and .dockerignore are parsed and checked for what the image must (not) contain;
+* compose.gpu.yaml (the GPU override) is validated too, and merged onto compose.yaml the way Compose
+  merges environment mappings, to check what the API and the workers see with and without it.
 
 Everything is local and fast: no network, no Docker.
 """
@@ -31,6 +33,7 @@ from kg_builder.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "compose.yaml"
+GPU_OVERRIDE_FILE = REPO / "compose.gpu.yaml"
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 ENV_EXAMPLE = REPO / "deploy" / ".env.example"
@@ -50,6 +53,7 @@ SECRET_KEY_PATTERN = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|AUTH|CRED
 SAMPLE_ENV = {
     "KGFORGE_GRAPH_PASSWORD": "test-only-Xq9v-not-a-real-secret",
     "KGFORGE_API_KEYS": "test-only-key-1,test-only-key-2",
+    "KGFORGE_POSTGRES_PASSWORD": "0123456789abcdef0123456789abcdef",
 }
 
 
@@ -380,20 +384,27 @@ def test_schema_validation_rejects_broken_documents(compose, compose_validator, 
 # --- compose.yaml: dependencies and healthchecks -----------------------------------------------
 
 def test_every_dependency_exists_and_has_a_healthcheck(services):
+    # service_healthy needs a healthcheck; service_completed_successfully a one-shot that exits.
     for name, service in services.items():
-        for dep in depends_on(service):
+        for dep, how in depends_on(service).items():
             assert dep in services, f"{name} depends on an undefined service {dep}"
+            condition = how.get("condition")
+            assert condition in ("service_healthy", "service_completed_successfully"), (name, dep, condition)
+            if condition == "service_completed_successfully":
+                assert services[dep].get("restart") == "no", f"{dep} must be a one-shot (restart: \"no\")"
+                continue
             check = services[dep].get("healthcheck") or {}
             assert check.get("test") and not check.get("disable"), (
                 f"{name} depends on {dep}, which has no healthcheck")
             assert check["test"] not in (["NONE"], "NONE")
 
 
-def test_graph_and_broker_dependencies_wait_until_healthy(services):
+def test_graph_job_database_and_broker_dependencies_wait_until_healthy(services):
     for name in KGFORGE_SERVICES:
         deps = depends_on(services[name])
-        for dep in ("neo4j", "redis"):
+        for dep in ("neo4j", "postgres", "redis"):
             assert deps.get(dep, {}).get("condition") == "service_healthy", (name, dep)
+        assert deps["graph-schema"]["condition"] == "service_completed_successfully", name
     assert depends_on(services["flower"])["redis"]["condition"] == "service_healthy"
 
 
@@ -462,9 +473,15 @@ def test_kgforge_environment_points_at_the_compose_services(services):
     assert env["KGFORGE_GRAPH_DATABASE"] == "neo4j"
     assert env["KGFORGE_BROKER_URL"] == "redis://redis:6379/0"
     assert env["KGFORGE_ENV"] == "production"
-    assert interpolate(env["KGFORGE_LLM_BASE_URL"], {}) == "http://vllm:8000/v1"
+    # Offline mode unless compose.gpu.yaml (or the variable) names an endpoint.
+    assert interpolate(env["KGFORGE_LLM_BASE_URL"], {}) == ""
+    assert interpolate(env["KGFORGE_LLM_BASE_URL"], {"KGFORGE_LLM_BASE_URL": "http://llm:1/v1"}) == "http://llm:1/v1"
     for required in ("KGFORGE_GRAPH_PASSWORD", "KGFORGE_API_KEYS"):
         assert [(n, op) for n, op, _ in interpolations(env[required])] == [(required, ":?")]
+    jobs_url = env["KGFORGE_JOBS_URL"]
+    assert [(n, op) for n, op, _ in interpolations(jobs_url)] == [("KGFORGE_POSTGRES_PASSWORD", ":?")]
+    assert interpolate(jobs_url, SAMPLE_ENV) == (
+        f"postgresql://kgforge:{SAMPLE_ENV['KGFORGE_POSTGRES_PASSWORD']}@postgres:5432/kgforge")
 
 
 def test_kgforge_home_is_a_volume_and_the_data_is_mounted_read_only(compose, services):
@@ -478,6 +495,47 @@ def test_kgforge_home_is_a_volume_and_the_data_is_mounted_read_only(compose, ser
         assert data["type"] == "bind" and data.get("read_only") is True
         assert interpolate(data["source"], {}) == "../shared/data"
         assert interpolate(data["source"], {"KGFORGE_DATA_DIR": "/srv/kg"}) == "/srv/kg"
+
+
+def test_postgres_is_a_pinned_server_with_pg_isready_over_tcp_a_volume_and_no_published_port(compose, services):
+    pg = services["postgres"]
+    assert re.fullmatch(r"postgres:1[5-9](\.\d+)?(-alpine)?", pg["image"]), pg["image"]
+    check = healthcheck_text(pg)
+    assert "pg_isready" in check and "127.0.0.1" in check and "kgforge" in check
+    assert not pg.get("ports"), "the job database is only for the containers on the project network"
+    data = [m for m in mounts(pg) if m["target"] == "/var/lib/postgresql/data"]
+    assert data and data[0]["type"] == "volume" and data[0]["source"] in compose["volumes"]
+    env = environment(pg)
+    assert env["POSTGRES_USER"] == "kgforge" and env["POSTGRES_DB"] == "kgforge"
+    assert [(n, op) for n, op, _ in interpolations(env["POSTGRES_PASSWORD"])] == [("KGFORGE_POSTGRES_PASSWORD", ":?")]
+    # The URL the services get names this server, user and database.
+    url = environment(services["api"])["KGFORGE_JOBS_URL"]
+    assert re.fullmatch(r"postgresql://kgforge:\$\{KGFORGE_POSTGRES_PASSWORD:\?[^}]*\}@postgres:5432/kgforge", url), url
+
+
+def test_graph_schema_runs_once_before_the_services_against_a_healthy_neo4j(services):
+    init = services["graph-schema"]
+    assert init["image"] == services["api"]["image"] and environment(init) == environment(services["api"])
+    assert "setup_schema()" in command_text(init)
+    assert depends_on(init) == {"neo4j": {"condition": "service_healthy"}}
+    assert init["restart"] == "no" and not init.get("ports") and not init.get("healthcheck")
+
+
+def test_gpu_override_points_the_services_at_vllm_and_nothing_else(compose, services, compose_validator):
+    override = yaml.safe_load(GPU_OVERRIDE_FILE.read_text())
+    errors = list(compose_validator.iter_errors(override))
+    assert not errors, [e.message for e in errors]
+    assert set(override["services"]) == set(KGFORGE_SERVICES)
+    for name in KGFORGE_SERVICES:
+        assert set(override["services"][name]) == {"environment"}
+        # Compose merges environment mappings key by key: the override wins for its keys only.
+        merged = {**environment(services[name]), **environment(override["services"][name])}
+        assert merged["KGFORGE_LLM_BASE_URL"] == "http://vllm:8000/v1"
+        assert {k: v for k, v in merged.items() if k != "KGFORGE_LLM_BASE_URL"} == {
+            k: v for k, v in environment(services[name]).items() if k != "KGFORGE_LLM_BASE_URL"}
+    # The host it names is the gpu profile's service, on the port vLLM listens on.
+    assert services["vllm"]["profiles"] == ["gpu"] and "--port=8000" in command_text(services["vllm"])
+    assert "compose.gpu.yaml" in ENV_EXAMPLE.read_text() and "COMPOSE_PROFILES=gpu" in ENV_EXAMPLE.read_text()
 
 
 def test_flower_watches_the_redis_broker_on_5555(services):
@@ -579,8 +637,9 @@ def test_settings_accept_the_rendered_environment(services, monkeypatch):
     assert settings.resolved_graph_password() == SAMPLE_ENV["KGFORGE_GRAPH_PASSWORD"]
     assert settings.graph_database == "neo4j"
     assert settings.broker_url == "redis://redis:6379/0"
-    assert settings.llm_base_url == "http://vllm:8000/v1"
+    assert not settings.llm_base_url  # offline mode (kg_builder.llm.llm_from_settings gives None)
     assert settings.llm_model == "Qwen/Qwen2.5-7B-Instruct"
+    assert settings.jobs_url == f"postgresql://kgforge:{SAMPLE_ENV['KGFORGE_POSTGRES_PASSWORD']}@postgres:5432/kgforge"
     assert settings.home == Path("/var/lib/kgforge") and settings.data_dir == Path("/data/shared")
 
 
