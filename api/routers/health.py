@@ -1,4 +1,4 @@
-"""``/healthz`` (the process answers), ``/readyz`` (its dependencies answer) and ``/metrics``."""
+"""``/healthz`` (the process answers), ``/readyz`` (its dependencies answer), both open, and ``/metrics``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ServicesDep
+from api.deps import MetricsAccess, ServicesDep
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
@@ -62,7 +62,8 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, dependencies=[MetricsAccess])
 def metrics(request: Request) -> Response:
-    """Prometheus text format (see ``api/metrics.py`` for the metrics)."""
+    """Prometheus text format (see ``api/metrics.py`` for the metrics); needs a read key unless
+    ``KGFORGE_OPEN_METRICS`` (``api/deps.py``)."""
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-from neo4j import Driver, GraphDatabase, ManagedTransaction
+from neo4j import Driver, GraphDatabase, ManagedTransaction, unit_of_work
 from neo4j import exceptions as neo4j_errors
 from pydantic import BaseModel, Field
 
@@ -611,15 +611,22 @@ class GraphStore:
                            alias_norm=schema.normalize_name(alias), limit=int(limit))
         return [GraphNode(label=label, id=r["props"]["id"], properties=r["props"]) for r in rows]
 
-    def neighbourhood(self, node_id: str, label: str = ENTITY, *, hops: int = 1, limit: int = 100) -> list[GraphEdge]:
-        """Distinct edges within ``hops`` (1-3) of a node, both directions, at most ``limit`` (1-10,000)."""
+    def neighbourhood(self, node_id: str, label: str = ENTITY, *, hops: int = 1, limit: int = 100,
+                      timeout: float | None = None) -> list[GraphEdge]:
+        """Distinct edges within ``hops`` (1-3) of a node, both directions, at most ``limit`` (1-10,000).
+
+        ``timeout`` (s) is sent as the transaction timeout: Neo4j ends the read past it (a ClientError
+        ``...TransactionTimedOut...``, raised here as DatabaseError); ArcadeDB's Bolt server ignores it,
+        so callers that must bound the wait also keep a deadline of their own (api/routers/entities.py).
+        """
         _check_id(node_id, "id")
         if not isinstance(hops, int) or not 1 <= hops <= 3:
             raise InvalidInputError("hops", "must be an integer from 1 to 3")
         if not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidInputError("limit", "must be an integer from 1 to 10000")
-        rows = self._query(cypher.render("neighbourhood", label=schema.node_label(label), hops=hops),
-                           id=node_id, limit=limit)
+        text = cypher.render("neighbourhood", label=schema.node_label(label), hops=hops)
+        rows = self._run(False, unit_of_work(timeout=timeout)(
+            lambda tx: [record.data() for record in tx.run(text, id=node_id, limit=limit)]))
         return [
             GraphEdge(head=r["head"], head_label=(r["head_labels"] or [None])[0], type=r["type"], tail=r["tail"],
                       tail_label=(r["tail_labels"] or [None])[0], properties=r["props"])

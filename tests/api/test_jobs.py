@@ -113,7 +113,8 @@ def test_writes_need_an_api_key_outside_development(production):
         ).status_code
         == 401
     )
-    assert client.get(f"/v1/jobs/{job_id}").status_code == 200  # reads stay open
+    assert client.get(f"/v1/jobs/{job_id}").status_code == 401  # reads need a key too (issue 13)
+    assert client.get(f"/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {GOOD_KEY}"}).status_code == 200
 
 
 def test_production_refuses_to_start_without_real_keys(tmp_path):
