@@ -18,6 +18,14 @@ install: $(BIN)/python
 
 install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# Neo4j's Cypher linter for tests/cypher/test_neo4j_lint.py (skipped there without node), from
+	# the lock file, again only when the lock file changed.
+	@if command -v npm >/dev/null 2>&1; then \
+		if [ ! -f tools/cypher-lint/node_modules/.package-lock.json ] || \
+		   [ tools/cypher-lint/package-lock.json -nt tools/cypher-lint/node_modules/.package-lock.json ]; then \
+			npm ci --prefix tools/cypher-lint --no-audit --no-fund --loglevel=error; \
+		fi; \
+	else echo "npm not found: tests/cypher/test_neo4j_lint.py will be skipped"; fi
 	# Debian's chromium for the explorer's browser test (Playwright drives it; no browser download).
 	@if [ ! -x /usr/bin/chromium ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
