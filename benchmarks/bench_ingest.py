@@ -1,4 +1,4 @@
-"""Ingest benchmark: the same WN18RR triples written three ways into one embedded database.
+"""Ingest benchmark: the same WN18RR triples written four ways into one embedded database.
 
 1. **kgforge**: ``GraphStore.upsert_nodes`` + ``upsert_triples`` (``UNWIND $rows`` batches, managed
    transactions; per batch, a create of the missing keys then a provenance-union update of the
@@ -9,8 +9,15 @@
    which adds BEGIN/COMMIT round trips but gets the driver's retries).
 3. **raw CREATE**: ``UNWIND $rows CREATE (h)-[r]->(t)`` with no lookups, no MERGE and no constraint
    (duplicates endpoint nodes; the database's write ceiling, not a usable import).
+4. **neo4j-graphrag Neo4jWriter**: the writer most Neo4j KG builders use (``Neo4jWriter.run`` on one
+   ``Neo4jGraph`` of every node and relationship, its default batch of 1000): per batch, an
+   ``UNWIND ... CREATE`` of the nodes with a temporary id, then ``apoc.merge.relationship`` between
+   them, then a cleanup of the temporary ids. It creates nodes rather than merging them on a key, so a
+   second import of the same triples duplicates them (entity resolution is a later step there).
+   neo4j-graphrag is not a kgforge dependency: this row runs when it is importable
+   (``benchmarks/graphtools_env.sh bench ...``) and says "not installed" otherwise.
 
-All three write the same triples with the same properties (names, relation, confidence, sources,
+All of them write the same triples with the same properties (names, relation, confidence, sources,
 evidence, timestamps). A warm-up pass of each method runs first (the JVM compiles hot paths), and
 the graph is wiped between runs (not timed). Each batched method runs ``--repeats`` times; the best
 run counts (machines are shared and noisy). Results: a table on stdout and JSON in ``--out``.
@@ -21,6 +28,8 @@ run counts (machines are shared and noisy). Results: a table on stdout and JSON 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib.util
 import json
 import os
 import platform
@@ -89,6 +98,23 @@ def run_per_triple_tx(store: GraphStore, triples, names) -> None:
             session.execute_write(lambda tx, p=params, q=texts[r]: tx.run(q, **p).consume())
 
 
+def run_graphrag_writer(store: GraphStore, triples, names) -> None:
+    from neo4j_graphrag.components.kg_writer import Neo4jWriter
+    from neo4j_graphrag.components.types import Neo4jGraph, Neo4jNode, Neo4jRelationship
+
+    ids = sorted({h for h, _, _ in triples} | {t for _, _, t in triples})
+    stamp = now()
+    nodes = [Neo4jNode(id=i, label="Entity", properties={"id": i, "name": names.get(i, i)}) for i in ids]
+    rels = [Neo4jRelationship(start_node_id=h, end_node_id=t, type=relation_type_for(r),
+                              properties={"relation": r, "confidence": 1.0, "sources": ["bench"],
+                                          "evidence": ["wn18rr"], "created_at": stamp, "updated_at": stamp})
+            for h, r, t in triples]
+    writer = Neo4jWriter(store.driver, neo4j_database=store.database)
+    result = asyncio.run(writer.run(Neo4jGraph(nodes=nodes, relationships=rels)))
+    if result.status != "SUCCESS":
+        raise RuntimeError(f"neo4j-graphrag Neo4jWriter failed: {result.metadata}")
+
+
 def run_raw_create(store: GraphStore, triples, names) -> None:
     by_type: dict[str, list[dict]] = defaultdict(list)
     for h, r, t in triples:
@@ -107,7 +133,14 @@ METHODS = {
     "per_triple_merge": ("one MERGE statement per triple, auto-commit", run_per_triple),
     "per_triple_merge_tx": ("one MERGE statement per triple, one transaction each", run_per_triple_tx),
     "raw_create": ("raw bulk CREATE, no lookups (ceiling)", run_raw_create),
+    "graphrag_writer": ("neo4j-graphrag Neo4jWriter (not idempotent)", run_graphrag_writer),
 }
+OPTIONAL = {"graphrag_writer": "neo4j_graphrag"}  # method -> module it needs (not a kgforge dependency)
+
+
+def available(method: str) -> bool:
+    module = OPTIONAL.get(method)
+    return module is None or importlib.util.find_spec(module) is not None
 
 
 def timed(store: GraphStore, method: str, triples, names) -> dict:
@@ -161,16 +194,19 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             db.stop()
 
-    best = {m: max(runs, key=lambda r: r["triples_per_s"]) for m, runs in results.items()}
+    best = {m: max(runs, key=lambda r: r["triples_per_s"]) for m, runs in results.items() if runs}
     ratio_merge = best["kgforge"]["triples_per_s"] / best["per_triple_merge"]["triples_per_s"]
     ratio_merge_tx = best["kgforge"]["triples_per_s"] / best["per_triple_merge_tx"]["triples_per_s"]
     ratio_raw = best["kgforge"]["triples_per_s"] / best["raw_create"]["triples_per_s"]
+    ratio_writer = (best["kgforge"]["triples_per_s"] / best["graphrag_writer"]["triples_per_s"]
+                    if "graphrag_writer" in best else None)
     report = {
         "benchmark": "ingest", "dataset": "wn18rr", "split": "train", "triples": len(triples),
         "per_triple_triples": len(merge_triples), "batch_size": args.batch_size, "repeats": args.repeats,
         "runs": results, "best": best,
         "ratios": {"kgforge_vs_per_triple_merge": ratio_merge, "kgforge_vs_per_triple_merge_tx": ratio_merge_tx,
-                   "kgforge_vs_raw_create": ratio_raw},
+                   "kgforge_vs_raw_create": ratio_raw, "kgforge_vs_graphrag_writer": ratio_writer},
+        "not_installed": [m for m in METHODS if not available(m)],
         "targets": {"kgforge_vs_per_triple_merge": TARGET_VS_MERGE, "kgforge_vs_per_triple_merge_tx": TARGET_VS_MERGE,
                     "kgforge_vs_raw_create": TARGET_VS_RAW},
         "met": {"kgforge_vs_per_triple_merge": ratio_merge >= TARGET_VS_MERGE,
@@ -188,10 +224,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_all(store: GraphStore, triples, merge_triples, names, repeats: int) -> dict[str, list[dict]]:
     warm = triples[:5000]
-    results: dict[str, list[dict]] = {m: [] for m in METHODS}
-    plan = [(m, warm, "warm-up") for m in METHODS]
+    methods = [m for m in METHODS if available(m)]
+    results: dict[str, list[dict]] = {m: [] for m in methods}
+    plan = [(m, warm, "warm-up") for m in methods]
+    batched = [m for m in ("kgforge", "raw_create", "graphrag_writer") if m in methods]
     for _ in range(repeats):
-        plan += [("kgforge", triples, "timed"), ("raw_create", triples, "timed")]
+        plan += [(m, triples, "timed") for m in batched]
     plan += [("per_triple_merge", merge_triples, "timed"), ("per_triple_merge_tx", merge_triples, "timed")]
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("benchmark", total=len(plan))
@@ -225,6 +263,9 @@ def print_table(report: dict) -> None:
         table.add_column(col, justify="right" if col != "method" else "left")
     kg_rate = report["best"]["kgforge"]["triples_per_s"]
     for method, (label, _) in METHODS.items():
+        if method not in report["best"]:
+            table.add_row(label, "not installed", "-", "-", "-")
+            continue
         best = report["best"][method]
         n = report["per_triple_triples"] if method.startswith("per_triple") else report["triples"]
         table.add_row(label, f"{n:,}", f"{best['seconds']:.1f}", f"{best['triples_per_s']:,.0f}",
@@ -236,6 +277,9 @@ def print_table(report: dict) -> None:
                             ("kgforge_vs_raw_create", "raw CREATE", "{:.0%}")):
         console.print(f"kgforge / {label} = {fmt.format(r[key])} (target >= {fmt.format(t[key])}: "
                       f"{'met' if m[key] else 'NOT met'})")
+    if r["kgforge_vs_graphrag_writer"] is not None:
+        console.print(f"kgforge / neo4j-graphrag Neo4jWriter = {r['kgforge_vs_graphrag_writer']:.1f}x (no target; "
+                      "the writer creates nodes, so a replay of its import duplicates them)")
     idem = report["idempotence"]
     console.print(f"replay of the same import: counts unchanged = {idem['counts_unchanged']}, duplicate edges = "
                   f"{idem['duplicate_edges']}, replay rate {idem['replay_triples_per_s']:,.0f} triples/s")

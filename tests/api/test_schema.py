@@ -111,3 +111,43 @@ def test_schema_needs_a_read_key_outside_development(production, store):
     client = production(graph=store)
     assert client.get("/v1/schema").status_code == 401
     assert client.get("/v1/schema", headers={"Authorization": "Bearer nope"}).status_code == 403
+
+
+def test_graph_tools_fetches_the_structured_schema_over_http(tmp_path, store):
+    """kgforge.graph_tools.fetch_structured_schema against a real uvicorn server with API keys."""
+    import threading
+    import time
+    import urllib.error
+
+    import uvicorn
+
+    from api.main import create_app
+    from kg_builder.graphdb.embedded import free_port
+    from kg_builder.settings import Settings
+    from kgforge.graph_tools import fetch_structured_schema
+
+    from .conftest import API_KEYS, GOOD_KEY, RecordingCelery
+
+    seed_graph(store)
+    app = create_app(Settings(home=tmp_path / "home", env="development", api_keys=API_KEYS,
+                              graph_password="dev-only-password", job_reaper_interval_s=0))
+    app.state.services.graph = store
+    app.state.services.celery = RecordingCelery()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.05)
+        structured = fetch_structured_schema(f"http://127.0.0.1:{port}", api_key=GOOD_KEY, sample=50)
+        assert {"start": "Entity", "type": "EATS", "end": "Entity"} in structured["relationships"]
+        assert set(structured) == {"node_props", "rel_props", "relationships", "metadata"}
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            fetch_structured_schema(f"http://127.0.0.1:{port}")  # no key while keys are set
+        assert refused.value.code == 401
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
