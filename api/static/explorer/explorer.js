@@ -67,7 +67,7 @@
     const c = Math.max(0, Math.min(1, Number(confidence)));
     const hue = Math.round(120 * c); // red (0) .. green (1)
     const colour = `hsl(${hue}, 65%, 40%)`;
-    return { width: 1 + 5 * c, color: { color: colour, highlight: colour, hover: colour, opacity: 0.3 + 0.7 * c } };
+    return { width: 1 + 3 * c, color: { color: colour, highlight: colour, hover: colour, opacity: 0.3 + 0.7 * c } };
   }
 
   function upsertNode(node) {
@@ -199,7 +199,7 @@
   // --- the network ----------------------------------------------------------------------------------
   const network = new vis.Network($("graph"), { nodes: nodeView, edges: edgeView }, {
     nodes: { shape: "dot", size: 14, font: { size: 13, color: "#1d2733", strokeWidth: 3, strokeColor: "#ffffff" } },
-    edges: { font: { size: 10, align: "middle", color: "#52606d", strokeWidth: 3 }, smooth: { type: "continuous" },
+    edges: { font: { size: 10, align: "middle", color: "#52606d", strokeWidth: 3 }, smooth: false,
              selectionWidth: 2 },
     physics: { solver: "barnesHut", barnesHut: { gravitationalConstant: -6000, springLength: 150 },
                stabilization: { enabled: true, iterations: 200, updateInterval: 50, fit: true } },
@@ -585,6 +585,8 @@
     idle: () => state.busy === 0 && state.stable,
     lastError: () => state.lastError,
     node: (id) => nodeInfo.get(id) || null,
+    showNode: showNode,
+    showEdge: showEdge,
     edge: (key) => edgeInfo.get(key) || null,
     domPosition: (id) => network.canvasToDOM(network.getPositions([id])[id]),
     filters: filters,
