@@ -87,7 +87,8 @@ def eval_command(
     kwargs = {"epochs": epochs} if epochs else {}
     with _progress() as bars:
         result = evaluate_table(dataset=dataset, split=split, data_dir=root, seeds=_seeds(seeds), train=train,
-                                store=RecommenderStore(settings), train_kwargs=kwargs, progress=_Bars(bars))
+                                store=RecommenderStore(settings), train_kwargs=kwargs, progress=_Bars(bars),
+                                cache_dir=settings.home / "cache" / "title-embeddings", settings=settings)
     if json_out:
         print_json(result)
         return
@@ -133,7 +134,8 @@ def train_command(
     name = name or saved_name(model, knowledge, dataset, seed)
     data = load_rec_data(dataset, root)
     with err_console.status(f"knowledge {knowledge} ..."):
-        matrix = build_knowledge(knowledge, data)
+        matrix = build_knowledge(knowledge, data, cache_dir=settings.home / "cache" / "title-embeddings",
+                                 settings=settings)
     kwargs = {k: v for k, v in {"epochs": epochs, "lr": lr, "max_minutes": max_minutes}.items() if v is not None}
     with _progress() as bars:
         progress = _Bars(bars)

@@ -15,8 +15,8 @@ Item representation (the knowledge supplement): ``item = E_id[i] + W k_i`` where
 of a fixed knowledge matrix (MiniLM title vectors, graph embeddings, or both concatenated) and
 ``W`` a learned ``Linear(k, d, bias=False)``. The knowledge is **added**, never substituted; with
 ``knowledge=None`` the model is ID-only, and an all-zero knowledge matrix gives exactly the ID-only
-model (no bias, and ``W`` is created after every other parameter so the same seed draws the same
-ID weights). The knowledge matrix is a buffer: saved with the weights, never trained.
+model (no bias, and ``W`` is drawn from a forked generator after every other parameter, so the same
+seed gives the same ID weights and the same dropout masks). The knowledge matrix is a buffer: saved with the weights, never trained.
 
 Hooks for distillation (later steps): :meth:`SequentialRecommender.hidden` (the sequence
 representation a teacher's hidden state is matched against), :meth:`item_embeddings` (the item
