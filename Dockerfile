@@ -71,5 +71,6 @@ WORKDIR /app
 USER 10001:10001
 
 EXPOSE 8000
-# The API by default; compose.yaml runs the workers from the same image with another command.
-CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000"]
+# The API by default, in KGFORGE_API_WORKERS uvicorn processes (default 2; api/serve.py);
+# compose.yaml runs the workers from the same image with another command.
+CMD ["python", "-m", "api.serve", "--host", "0.0.0.0", "--port", "8000"]
