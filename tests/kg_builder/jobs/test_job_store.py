@@ -258,3 +258,26 @@ def test_create_returns_what_get_reads(jobs_target):
     assert created.model_dump(exclude={"created_at", "updated_at"}) == read.model_dump(
         exclude={"created_at", "updated_at"})
     assert created.created_at == read.created_at
+
+
+def _record_in_child(jobs: JobStore, job_id: str, positions: list[int]) -> None:
+    for p in positions:
+        jobs.entity_done(job_id, p, generated=1, kept=1)
+
+
+def test_forked_processes_share_the_store_made_before_the_fork(jobs_target):
+    # Celery's prefork pool: the store (and, on PostgreSQL, its pool) may exist before the fork;
+    # each child must use its own connections, never the parent's sockets.
+    import multiprocessing
+
+    jobs = JobStore(jobs_target)
+    job = jobs.create(submission(*[f"e{i}" for i in range(12)]))
+    assert jobs.get(job.id).progress.pending == 12  # the parent's connections are in use
+    fork = multiprocessing.get_context("fork")
+    children = [fork.Process(target=_record_in_child, args=(jobs, job.id, list(range(i, 12, 3)))) for i in range(3)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(60)
+    assert [child.exitcode for child in children] == [0, 0, 0]
+    assert jobs.get(job.id).progress.done == 12 and jobs.get(job.id).counts.generated == 12
