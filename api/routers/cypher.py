@@ -16,7 +16,7 @@ read route (``api/deps.py``).
 Example::
 
     curl -s localhost:8000/v1/cypher -H 'content-type: application/json' \\
-      -d '{"query": "MATCH (n:Entity {id: $id})-[r]-(m) RETURN n, r, m LIMIT 10", "parameters": {"id": "umls:virus"}}'
+      -d '{"query": "MATCH p = (:Entity {id: $id})-[]-() RETURN p LIMIT 10", "parameters": {"id": "umls:virus"}}'
 """
 
 from __future__ import annotations

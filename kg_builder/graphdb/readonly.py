@@ -348,7 +348,8 @@ def _records(store: GraphStore, text: str, parameters: Mapping[str, Any], *, row
                 records.append(record.values())
             return columns, records, truncated
         finally:
-            tx.rollback()  # never commit: a write that slipped past the checker is undone
+            if not tx.closed():  # a failed statement has closed it already
+                tx.rollback()  # never commit: a write that slipped past the checker is undone
 
 
 def run_read_only(store: GraphStore, text: str, parameters: Mapping[str, Any] | None = None, *,
