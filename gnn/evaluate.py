@@ -91,6 +91,7 @@ logger = logging.getLogger(__name__)
 
 SOURCES = ("amazon18_games", "amazon14_office")
 SHORT = {"amazon18_games": "games", "amazon14_office": "office"}
+HOLDOUT_FRACTION = 0.2
 DEFAULT_MODEL = "lightgcn"
 
 def normalise(matrix: np.ndarray) -> np.ndarray:
@@ -135,8 +136,8 @@ def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid"
     from kg_builder.evaluation.titles import rank_metrics, user_sequences
     from kg_builder.products.titles import Whitening
 
-    from .export import concat_graphs, default_cache_dir, export_dataset, text_features
-    from .train import finetune, item_embeddings, pretrain, select_sources
+    from .export import concat_graphs, default_cache_dir, export_dataset, holdout_last_train, text_features
+    from .train import finetune, holdout_validator, item_embeddings, pretrain, select_sources
 
     if not seeds:
         raise InvalidInputError("seeds", "need at least one seed")
@@ -149,6 +150,11 @@ def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid"
     sequences = user_sequences(target, split)
     features = text_features(target, cache_dir=cache_dir)
     graph = export_dataset(target, features=features)
+    # Early stopping (next-item objective) on a train-only holdout: the last train item of 20 % of
+    # the users, taken out of the training graph; the model trained there scores on `graph`.
+    held = holdout_last_train(target, fraction=HOLDOUT_FRACTION, seed=0)
+    held_graph = export_dataset(held, features=features)
+    validate = holdout_validator(held_graph, user_sequences(held, "holdout"))
     rows: list[dict[str, Any]] = []
 
     def score(matrix: np.ndarray) -> dict[str, float]:
@@ -162,8 +168,8 @@ def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid"
     def tuned_runs(base, label: str) -> dict[str, Any]:
         runs, timings = [], []
         for seed in seeds:
-            result = finetune(base, graph, model_name=model_name, seed=seed, progress=progress, **ft_budget,
-                              **kwargs)
+            result = finetune(base, held_graph, model_name=model_name, seed=seed, progress=progress,
+                              validate=validate, **ft_budget, **kwargs)
             runs.append(score(normalise(item_embeddings(result.model, graph))))
             timings.append(result.metrics)
         row = {"row": label, **_summary(runs), "per_seed": [{k: round(v, 4) for k, v in r.items()} for r in runs],

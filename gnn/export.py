@@ -60,6 +60,8 @@ from torch_geometric.data import HeteroData
 from kg_builder.datasets.records import Dataset, InteractionRecord
 from kg_builder.errors import InvalidInputError
 
+from .objectives import sequence_pairs
+
 logger = logging.getLogger(__name__)
 
 NODE_TYPES = ("item", "user", "category", "brand")
@@ -199,6 +201,13 @@ def export_dataset(dataset: Dataset, *, features: np.ndarray | None = None, doma
         edge_index = _edges(pairs)
         data[edge_type].edge_index = edge_index
         data[reverse(edge_type)].edge_index = edge_index.flip(0).contiguous()
+    # Next-item training pairs (gnn.objectives) from the same interactions, in sequence order.
+    ordered: dict[str, list[tuple[float, int, int]]] = {}
+    for n, r in enumerate(dataset.interactions):
+        if r.split in wanted and r.item in item_index:
+            order = r.position if r.position is not None else (r.timestamp or 0)
+            ordered.setdefault(r.user, []).append((order, n, item_index[r.item]))
+    data.seq_prefix, data.seq_target = sequence_pairs([[i for *_, i in sorted(v)] for v in ordered.values()])
     data.domains = [dataset.name]
     return data
 
@@ -222,6 +231,11 @@ def concat_graphs(graphs: Sequence[HeteroData]) -> HeteroData:
         parts = [g[(src, rel, dst)].edge_index + torch.tensor([[offsets[src][k]], [offsets[dst][k]]])
                  for k, g in enumerate(graphs)]
         data[(src, rel, dst)].edge_index = torch.cat(parts, dim=1)
+    if all(getattr(g, "seq_target", None) is not None for g in graphs):
+        shift = [int(offsets["item"][k]) for k in range(len(graphs))]
+        data.seq_prefix = torch.cat([torch.where(g.seq_prefix >= 0, g.seq_prefix + shift[k], g.seq_prefix)
+                                     for k, g in enumerate(graphs)])
+        data.seq_target = torch.cat([g.seq_target + shift[k] for k, g in enumerate(graphs)])
     data.domains = [name for g in graphs for name in g.domains]
     return data
 

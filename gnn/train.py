@@ -156,14 +156,123 @@ def _train(model: GraphEncoder, data: HeteroData, *, epochs: int | None, max_min
     return metrics, history
 
 
+Validate = Callable[[GraphEncoder], float]
+
+
+def holdout_validator(graph: HeteroData, sequences) -> Validate:
+    """NDCG@10 of the evaluation protocol on a train-only holdout (:func:`gnn.export.holdout_last_train`)
+    for early stopping: item embeddings from one forward pass over ``graph`` (the holdout's graph)."""
+    from kg_builder.evaluation.titles import rank_metrics
+
+    def validate(model: GraphEncoder) -> float:
+        E = item_embeddings(model, graph)
+        E = E / np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
+        return float(rank_metrics(E, sequences)["ndcg@10"])
+
+    return validate
+
+
+def _train_next_item(model: GraphEncoder, data: HeteroData, *, epochs: int | None, max_minutes: float | None,
+                     max_batches: int | None, seed: int, batch_size: int, lr: float, weight_decay: float,
+                     temperature: float, validate: Validate | None, eval_every: int, patience: int | None,
+                     progress: Progress | None, stage: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The next-item objective (:mod:`gnn.objectives`) with early stopping on ``validate``: the best
+    validated state (the start included) is the one kept."""
+    from .objectives import domain_pair_slices, next_item_loss
+
+    if epochs is None and max_minutes is None and max_batches is None:
+        raise InvalidInputError("epochs", "give epochs, max_minutes or max_batches (none would never stop)")
+    targets = getattr(data, "seq_target", None)
+    if targets is None or len(targets) == 0:
+        raise InvalidInputError("data", "the graph has no next-item pairs (export it with gnn.export from a "
+                                        "dataset whose train interactions form sequences)")
+    slices = domain_pair_slices(data["item"].domain_ptr, targets)
+    total = len(targets)
+    per_epoch = max(1, -(-total // batch_size))
+    graph = full_batch(data)
+    generator = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    deadline = time.monotonic() + 60 * max_minutes if max_minutes is not None else None
+    limit = min(x for x in (max_batches, epochs * per_epoch if epochs is not None else None) if x is not None) \
+        if (max_batches is not None or epochs is not None) else None
+    start = time.monotonic()
+    history: list[dict[str, Any]] = []
+    best_score = best_batch = None
+    best_state = None
+    stale = 0
+    if validate is not None:
+        best_score, best_batch = validate(model), 0
+        best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        history.append({"batch": 0, "validation_ndcg@10": round(best_score, 5)})
+    batches = pairs_seen = 0
+    loss_value = float("nan")
+    model.train()
+    while True:
+        items = model(graph)["item"]
+        loss = items.new_zeros(())
+        for lo, hi, index in slices:
+            share = max(1, round(batch_size * len(index) / total))
+            pick = torch.from_numpy(index[torch.randint(len(index), (share,), generator=generator).numpy()])
+            prefix = data.seq_prefix[pick]
+            prefix = torch.where(prefix >= 0, prefix - lo, prefix)
+            loss = loss + next_item_loss(items[lo:hi], prefix, targets[pick] - lo,
+                                         temperature=temperature) * (share / batch_size)
+            pairs_seen += share
+        if not torch.isfinite(loss):
+            raise TrainingDivergedError(
+                f"{stage}: the loss became {loss.item()} at batch {batches + 1}; nothing was saved. Lower the "
+                f"learning rate (lr={lr}) or check the input features for NaN.")
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        batches += 1
+        loss_value = float(loss.item())
+        if progress is not None:
+            progress({"stage": stage, "epoch": (batches - 1) // per_epoch + 1, "batch": batches,
+                      "batches_per_epoch": per_epoch, "loss": loss_value,
+                      "elapsed_s": round(time.monotonic() - start, 2)})
+        finished = (limit is not None and batches >= limit) or (deadline is not None and time.monotonic() >= deadline)
+        if validate is None and (batches % eval_every == 0 or finished):
+            history.append({"batch": batches, "loss": round(loss_value, 5)})
+        if validate is not None and (batches % eval_every == 0 or finished):
+            score = validate(model)
+            model.train()
+            history.append({"batch": batches, "loss": round(loss_value, 5), "validation_ndcg@10": round(score, 5)})
+            if score > best_score:
+                best_score, best_batch, stale = score, batches, 0
+                best_state = {k: v.clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+                if patience is not None and stale >= patience:
+                    finished = True
+        if finished:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    seconds = time.monotonic() - start
+    metrics = {"objective": "next_item", "seconds": round(seconds, 2), "batches": batches,
+               "epochs": round(batches / per_epoch, 3), "pairs": pairs_seen,
+               "pairs_per_s": round(pairs_seen / max(seconds, 1e-9), 1), "final_loss": round(loss_value, 5),
+               "peak_rss_mib": peak_rss_mib(), "full_graph_nodes": sum(int(data[nt].num_nodes) for nt in data.node_types)}
+    if validate is not None:
+        metrics.update({"best_batch": best_batch, "best_validation_ndcg@10": round(best_score, 5),
+                        "stopped_early": bool(patience is not None and stale >= patience)})
+    model.eval()
+    return metrics, history
+
+
+OBJECTIVES = ("next_item", "link")
+
+
 def _run(model: GraphEncoder, data: HeteroData, *, stage: str, config: dict[str, Any],
-         output_dir: Path | str | None, threads: int | None, **train_kwargs: Any) -> TrainResult:
+         output_dir: Path | str | None, threads: int | None, objective: str, **train_kwargs: Any) -> TrainResult:
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
         torch.manual_seed(train_kwargs["seed"])
-        metrics, history = _train(model, data, stage=stage, **train_kwargs)
+        train = _train_next_item if objective == "next_item" else _train
+        metrics, history = train(model, data, stage=stage, **train_kwargs)
     finally:
         torch.set_num_threads(previous)
     result = TrainResult(model=model, config=config, metrics=metrics, history=history)
@@ -173,39 +282,68 @@ def _run(model: GraphEncoder, data: HeteroData, *, stage: str, config: dict[str,
     return result
 
 
-def pretrain(data: HeteroData, model_name: str = "hetero_sage", *, epochs: int | None = None,
-             max_minutes: float | None = None, max_batches: int | None = None, seed: int = 0, dim: int = 64,
-             num_layers: int = 2, batch_size: int = 1024, num_neighbors: Sequence[int] = (10, 5),
-             num_negatives: int = 4, lr: float = 0.005, weight_decay: float = 0.0, item_loss_weight: float = 1.0,
+def _train_kwargs(objective: str, *, epochs, max_minutes, max_batches, seed, batch_size, lr, weight_decay,
+                  num_neighbors, num_negatives, item_loss_weight, temperature, validate, eval_every,
+                  patience) -> dict[str, Any]:
+    """The options of ``objective``'s training loop (the others do not apply to it)."""
+    if objective not in OBJECTIVES:
+        raise InvalidInputError("objective", f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
+    common = dict(epochs=epochs, max_minutes=max_minutes, max_batches=max_batches, seed=seed, batch_size=batch_size,
+                  lr=lr, weight_decay=weight_decay)
+    if objective == "link":
+        return {**common, "num_neighbors": tuple(num_neighbors), "num_negatives": num_negatives,
+                "item_loss_weight": item_loss_weight}
+    if eval_every < 1:
+        raise InvalidInputError("eval_every", f"must be >= 1, got {eval_every}")
+    return {**common, "temperature": temperature, "validate": validate, "eval_every": eval_every,
+            "patience": patience}
+
+
+def _config(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if k != "validate"} | {"early_stopping": kwargs.get("validate") is not None}
+
+
+def pretrain(data: HeteroData, model_name: str = "lightgcn", *, objective: str = "next_item",
+             epochs: int | None = None, max_minutes: float | None = None, max_batches: int | None = None,
+             seed: int = 0, dim: int = 64, num_layers: int = 2, batch_size: int = 1024,
+             num_neighbors: Sequence[int] = (10, 5), num_negatives: int = 4, lr: float = 0.001,
+             weight_decay: float = 0.0, item_loss_weight: float = 1.0, temperature: float = 0.07,
+             validate: Validate | None = None, eval_every: int = 25, patience: int | None = 4,
              text_init: bool = True, progress: Progress | None = None, output_dir: Path | str | None = None,
              threads: int | None = 1) -> TrainResult:
-    """Self-supervised link-prediction pretraining of a registered encoder on ``data``.
+    """Self-supervised pretraining of a registered encoder on ``data`` (one or several domains).
+
+    ``objective``: ``next_item`` (default; :mod:`gnn.objectives`, full-graph forward, softmax over
+    each domain's items) or ``link`` (BPR link prediction on sampled, bounded subgraphs with in-domain
+    negatives; the option for graphs too large for a full-graph forward).
 
     Example:
         >>> data = export_domains(["amazon18_games", "amazon14_office"], data_dir=DATA)
-        >>> result = pretrain(data, "hetero_sage", max_minutes=5, seed=0)
-        >>> result.metrics["edges_per_s"]
+        >>> result = pretrain(data, "lightgcn", max_batches=200, seed=0)
+        >>> result.metrics["pairs_per_s"]
     """
     torch.manual_seed(seed)
     model = build_model(model_name, num_nodes={nt: data[nt].num_nodes for nt in data.node_types},
                         text_dim=int(data["item"].x.shape[1]), dim=dim, num_layers=num_layers)
     if text_init:
         model.init_text_projection(data["item"].x)
-    kwargs = dict(epochs=epochs, max_minutes=max_minutes, max_batches=max_batches, seed=seed,
-                  batch_size=batch_size, num_neighbors=tuple(num_neighbors), num_negatives=num_negatives, lr=lr,
-                  weight_decay=weight_decay, item_loss_weight=item_loss_weight)
-    config = {"stage": "pretrain", "model": model_name, "dim": dim, "num_layers": num_layers, "text_init": text_init,
-              "domains": list(getattr(data, "domains", [])), **kwargs}
+    kwargs = _train_kwargs(objective, epochs=epochs, max_minutes=max_minutes, max_batches=max_batches, seed=seed,
+                           batch_size=batch_size, lr=lr, weight_decay=weight_decay, num_neighbors=num_neighbors,
+                           num_negatives=num_negatives, item_loss_weight=item_loss_weight, temperature=temperature,
+                           validate=validate, eval_every=eval_every, patience=patience)
+    config = {"stage": "pretrain", "model": model_name, "objective": objective, "dim": dim, "num_layers": num_layers,
+              "text_init": text_init, "domains": list(getattr(data, "domains", [])), **_config(kwargs)}
     return _run(model, data, stage="pretrain", config=config, output_dir=output_dir, threads=threads,
-                progress=progress, **kwargs)
+                objective=objective, progress=progress, **kwargs)
 
 
 def finetune(pretrained: TrainResult | GraphEncoder | None, target: HeteroData, *, model_name: str | None = None,
-             epochs: int | None = None, max_minutes: float | None = None, max_batches: int | None = None,
-             seed: int = 0, dim: int = 64, num_layers: int = 2, batch_size: int = 1024,
-             num_neighbors: Sequence[int] = (10, 5), num_negatives: int = 4, lr: float = 0.005,
-             weight_decay: float = 0.0, item_loss_weight: float = 1.0, text_init: bool = True,
-             progress: Progress | None = None, output_dir: Path | str | None = None,
+             objective: str = "next_item", epochs: int | None = None, max_minutes: float | None = None,
+             max_batches: int | None = None, seed: int = 0, dim: int = 64, num_layers: int = 2,
+             batch_size: int = 1024, num_neighbors: Sequence[int] = (10, 5), num_negatives: int = 4,
+             lr: float = 0.001, weight_decay: float = 0.0, item_loss_weight: float = 1.0, temperature: float = 0.07,
+             validate: Validate | None = None, eval_every: int = 25, patience: int | None = 4,
+             text_init: bool = True, progress: Progress | None = None, output_dir: Path | str | None = None,
              threads: int | None = 1) -> TrainResult:
     """Train an encoder on ``target`` starting from ``pretrained``'s shared weights.
 
@@ -213,6 +351,9 @@ def finetune(pretrained: TrainResult | GraphEncoder | None, target: HeteroData, 
     or ``None`` (training from scratch; then ``model_name`` is required, and with ``text_init`` the
     text projection starts as the target's whitening, like :func:`pretrain`'s). The new model has the
     pretrained one's kind, dimension and layers and fresh ID embeddings sized for ``target``.
+    ``validate`` (e.g. :func:`holdout_validator` on a train-only holdout) turns on early stopping
+    for the ``next_item`` objective: every ``eval_every`` batches, stop after ``patience`` checks
+    without a gain, keep the best state.
     """
     source = pretrained.model if isinstance(pretrained, TrainResult) else pretrained
     if source is not None:
@@ -226,14 +367,15 @@ def finetune(pretrained: TrainResult | GraphEncoder | None, target: HeteroData, 
         model.load_shared(source.shared_state_dict())
     elif text_init:
         model.init_text_projection(target["item"].x)
-    kwargs = dict(epochs=epochs, max_minutes=max_minutes, max_batches=max_batches, seed=seed,
-                  batch_size=batch_size, num_neighbors=tuple(num_neighbors), num_negatives=num_negatives, lr=lr,
-                  weight_decay=weight_decay, item_loss_weight=item_loss_weight)
-    config = {"stage": "finetune" if source is not None else "scratch", "model": model_name, "dim": dim,
-              "text_init": text_init and source is None,
-              "num_layers": num_layers, "domains": list(getattr(target, "domains", [])), **kwargs}
+    kwargs = _train_kwargs(objective, epochs=epochs, max_minutes=max_minutes, max_batches=max_batches, seed=seed,
+                           batch_size=batch_size, lr=lr, weight_decay=weight_decay, num_neighbors=num_neighbors,
+                           num_negatives=num_negatives, item_loss_weight=item_loss_weight, temperature=temperature,
+                           validate=validate, eval_every=eval_every, patience=patience)
+    config = {"stage": "finetune" if source is not None else "scratch", "model": model_name, "objective": objective,
+              "dim": dim, "text_init": text_init and source is None, "num_layers": num_layers,
+              "domains": list(getattr(target, "domains", [])), **_config(kwargs)}
     return _run(model, target, stage=config["stage"], config=config, output_dir=output_dir, threads=threads,
-                progress=progress, **kwargs)
+                objective=objective, progress=progress, **kwargs)
 
 
 @torch.no_grad()
@@ -281,6 +423,7 @@ def select_sources(target_dataset, candidates: Mapping[str, HeteroData | None], 
     held = holdout_last_train(target_dataset, fraction=holdout_fraction, seed=seed)
     graph = export_dataset(held, features=target_features)
     sequences = user_sequences(held, "holdout")
+    validate = holdout_validator(graph, sequences)
     scores: dict[str, dict[str, float]] = {}
     pretrained: dict[str, TrainResult] = {}
     for name, source in candidates.items():
@@ -290,8 +433,13 @@ def select_sources(target_dataset, candidates: Mapping[str, HeteroData | None], 
         elif source is not None:
             base = pretrain(source, model_name, seed=seed, progress=progress, **(pretrain_kwargs or {}))
             pretrained[name] = base
-        tuned = finetune(base, graph, model_name=model_name, seed=seed, progress=progress, **(finetune_kwargs or {}))
-        scores[name] = {k: round(v, 4) for k, v in rank_metrics(item_embeddings(tuned.model, graph), sequences).items()}
+        options = dict(finetune_kwargs or {})
+        if options.get("objective", "next_item") == "next_item":
+            options.setdefault("validate", validate)
+        tuned = finetune(base, graph, model_name=model_name, seed=seed, progress=progress, **options)
+        E = item_embeddings(tuned.model, graph)
+        E = E / np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
+        scores[name] = {k: round(v, 4) for k, v in rank_metrics(E, sequences).items()}
         logger.info("source subset %s: holdout %s", name, scores[name])
     selected = max(scores, key=lambda n: scores[n]["ndcg@10"])
     gains = {}
