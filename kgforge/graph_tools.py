@@ -14,7 +14,7 @@ database (ArcadeDB's Bolt plugin) does not have, so kgforge serves the schema it
     from langchain_neo4j import Neo4jGraph
     graph = Neo4jGraph(target.uri, *target.auth, database=target.database, refresh_schema=False)
     graph_tools.apply_schema(graph, structured)      # graph.structured_schema, graph.schema
-    graph.query("MATCH (n:Entity) RETURN n.name AS name LIMIT 5")
+    graph.query(read_query)                          # any Cypher an analyst types
 
     from neo4j_graphrag.retrievers import Text2CypherRetriever
     Text2CypherRetriever(driver, llm, neo4j_schema=graph_tools.schema_text(structured),
