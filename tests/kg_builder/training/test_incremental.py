@@ -67,23 +67,40 @@ def test_grown_keeps_old_rows_and_moves_reciprocal_rows(trained):
     assert torch.allclose(grown(torch.tensor([0]), torch.tensor([0]))[:, :n], base(torch.tensor([0]), torch.tensor([0])))
 
 
-def test_new_entities_start_at_their_neighbours_query_vectors(trained):
+def test_new_entities_start_at_the_mean_of_their_known_neighbours(trained):
     _, result = trained
     base = result.model
     grown = base.grown(["x0", "x1"])
     n = len(base.entity_ids)
-    # (e2, next, x0): x0 is placed where the trained model looks for e2's successor
-    triples = torch.tensor([[grown.entity_row("e2"), 0, n], [n, 0, n + 1]])
+    e2, e5 = grown.entity_row("e2"), grown.entity_row("e5")
+    # (e2, next, x0), (x0, opposite, e5), (x0, next, x1): x0 has two known neighbours, x1 none
+    triples = torch.tensor([[e2, 0, n], [n, 1, e5], [n, 0, n + 1]])
     placed = init_new_entities(grown, triples, first_new=n)
     assert placed.tolist() == [n]  # x1 only touches another new entity: left near zero
+    expected = (base.entities.weight[e2] + base.entities.weight[e5]).detach() / 2
+    assert torch.allclose(grown.entities.weight[n].detach(), expected)
+    assert grown.entities.weight[n + 1].abs().max() < 0.01
+    assert torch.equal(grown.entities.weight[:n], base.entities.weight)  # old rows untouched
+    with pytest.raises(InvalidInputError, match="init"):
+        init_new_entities(grown, triples, first_new=n, method="nearest")
+
+
+def test_query_init_places_a_new_entity_where_its_neighbour_looks(trained):
+    _, result = trained
+    base = result.model
+    grown = base.grown(["x0", "x1"])
+    n = len(base.entity_ids)
+    triples = torch.tensor([[grown.entity_row("e2"), 0, n], [n, 0, n + 1]])
+    placed = init_new_entities(grown, triples, first_new=n, method="query")
+    assert placed.tolist() == [n]
     q = base.query_vectors(torch.tensor([base.entity_row("e2")]), torch.tensor([0]))[0]
     row = grown.entities.weight[n].detach()
     assert torch.allclose(row / row.norm(), q / q.norm(), atol=1e-5)
     assert row.norm() == pytest.approx(float(base.entities.weight.detach().norm(dim=1).mean()), rel=1e-4)
-    assert torch.equal(grown.entities.weight[:n], base.entities.weight)  # old rows untouched
-    # so before any training, x0 already ranks as e2's best successor among the new entities' rows
+    assert torch.equal(grown.entities.weight[:n], base.entities.weight)
     scores = grown(torch.tensor([grown.entity_row("e2")]), torch.tensor([0]))[0].detach()
-    assert scores[n] > scores[n + 1]
+    assert scores[n] > scores[n + 1]  # x0 already ranks as e2's successor above the other new row
+    assert init_new_entities(base.grown(["x0"]), triples[:1], first_new=n, method="fresh").numel() == 0
 
 
 def test_resume_adds_rows_learns_the_new_triples_and_records_the_state(trained):
