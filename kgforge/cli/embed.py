@@ -108,7 +108,8 @@ def write_back_command(
 def _progress_update(bars):
     """A gnn.train progress callback that advances a rich bar per batch."""
     def update(event: dict) -> None:
-        bars.advance(1)
+        if "batch" in event:
+            bars.advance(1)
 
     return update
 
@@ -119,31 +120,29 @@ def pretrain_command(
     sources: list[str] = typer.Option(["amazon18_games", "amazon14_office"], "--source",
                                       help="Source domains (repeat): one graph, one domain id each."),
     model: str = typer.Option("lightgcn", "--model", help="Encoder: lightgcn, hetero_sage or rgcn (gnn.models)."),
-    max_batches: int = typer.Option(100, "--max-batches", min=1, help="Batches of 1,024 positive edges."),
+    objective: str = typer.Option("next_item", "--objective", help="next_item (gnn.objectives) or link (BPR on "
+                                                                   "sampled subgraphs, for very large graphs)."),
+    max_batches: int = typer.Option(300, "--max-batches", min=1, help="Batches of 1,024 training pairs."),
     max_minutes: float | None = typer.Option(None, "--max-minutes", min=0.1, help="A wall-clock budget as well."),
     seed: int = typer.Option(0, "--seed"),
     name: str = typer.Option("gnn-pretrain", "--name", help="Model folder under KGFORGE_HOME/models."),
     data_dir: Path | None = DataDirOption,
     json_out: bool = JsonOption,
 ) -> None:
-    """Self-supervised link-prediction pretraining across source domains; saves the encoder."""
-    from gnn.export import export_domains
-    from gnn.train import pretrain
-    from kg_builder.models.saved import model_dir
+    """Self-supervised pretraining across source domains; saves the encoder."""
+    from gnn.workflows import pretrain_sources
 
     settings = load_settings()
     root = resolve_data_dir(settings, data_dir)
-    with err_console.status(f"exporting {', '.join(sources)} (MiniLM title features, cached) ..."):
-        data = export_domains(sources, data_dir=root)
     with progress_bars() as bars:
-        bars.phase(f"pretrain {model}", max_batches)
-        result = pretrain(data, model, max_batches=max_batches, max_minutes=max_minutes, seed=seed,
-                          progress=_progress_update(bars))
-    folder = result.save_to_directory(model_dir(settings, name))
+        bars.phase(f"pretrain {model} on {', '.join(sources)}", max_batches)
+        out = pretrain_sources(settings, sources=sources, model=model, objective=objective, max_batches=max_batches,
+                               max_minutes=max_minutes, seed=seed, name=name, data_dir=root,
+                               progress=_progress_update(bars))
     if json_out:
-        print_json({"model": name, "directory": str(folder), **result.metrics})
+        print_json(out)
         return
-    console.print(f"pretrained {model} on {', '.join(sources)}: {result.metrics}; saved to {folder}")
+    console.print(f"pretrained {model} on {', '.join(sources)}: {out['metrics']}; saved to {out['directory']}")
 
 
 @app.command("finetune")
@@ -153,8 +152,11 @@ def finetune_command(
     pretrained: str | None = typer.Option(None, "--pretrained", help="A pretrained model (kgforge embed pretrain "
                                                                      "--name); none: train from scratch."),
     model: str = typer.Option("lightgcn", "--model", help="Encoder when training from scratch."),
-    max_batches: int = typer.Option(150, "--max-batches", min=1, help="Batches of 1,024 positive edges."),
+    max_batches: int = typer.Option(300, "--max-batches", min=1, help="At most this many batches of 1,024 pairs "
+                                                                      "(early stopping usually ends sooner)."),
     max_minutes: float | None = typer.Option(None, "--max-minutes", min=0.1, help="A wall-clock budget as well."),
+    early_stopping: bool = typer.Option(True, "--early-stopping/--no-early-stopping",
+                                        help="Stop on a train-only holdout (the last train item of 20 % of users)."),
     seed: int = typer.Option(0, "--seed"),
     name: str | None = typer.Option(None, "--name", help="Model and embedding-set name (default gnn-<dataset>)."),
     data_dir: Path | None = DataDirOption,
@@ -162,38 +164,20 @@ def finetune_command(
 ) -> None:
     """Fine-tune (or train from scratch) on a target domain; saves the encoder and the items'
     embedding set (node ids are graph keys, so `GET /v1/embeddings/<set>/<item id>` serves them)."""
-    from gnn.export import export_domains
-    from gnn.models import GraphEncoder
-    from gnn.store import EmbeddingSet, EmbeddingStore
-    from gnn.train import finetune, item_embeddings
-    from kg_builder.datasets import load_dataset
-    from kg_builder.ingest import DatasetKeys
-    from kg_builder.models.saved import model_dir
+    from gnn.workflows import finetune_target
 
     settings = load_settings()
     root = resolve_data_dir(settings, data_dir)
-    name = name or f"gnn-{dataset}"
-    source = GraphEncoder.load(model_dir(settings, pretrained)) if pretrained else None
-    records = load_dataset(dataset, root)
-    with err_console.status(f"exporting {dataset} (MiniLM title features, cached) ..."):
-        data = export_domains([dataset], data_dir=root, datasets={dataset: records})
     with progress_bars() as bars:
-        bars.phase(f"{'finetune' if source else 'train'} on {dataset}", max_batches)
-        result = finetune(source, data, model_name=model, max_batches=max_batches, max_minutes=max_minutes,
-                          seed=seed, progress=_progress_update(bars))
-    folder = result.save_to_directory(model_dir(settings, name))
-    keys = DatasetKeys(dataset)
-    by_native = {item.id: keys.item(item) for item in records.items}
-    node_ids = [by_native[str(n)] for n in data["item"].native_id]
-    saved = EmbeddingStore(settings).save(EmbeddingSet.create(
-        name, item_embeddings(result.model, data), node_ids, model=result.model.name, domain=dataset,
-        metrics=result.metrics, config=result.config))
+        bars.phase(f"{'finetune' if pretrained else 'train'} on {dataset}", max_batches)
+        out = finetune_target(settings, dataset=dataset, pretrained=pretrained, model=model, max_batches=max_batches,
+                              max_minutes=max_minutes, seed=seed, name=name, early_stopping=early_stopping,
+                              data_dir=root, progress=_progress_update(bars))
     if json_out:
-        print_json({"model": name, "directory": str(folder), "embedding_set": name, "version": saved.version,
-                    **result.metrics})
+        print_json(out)
         return
-    console.print(f"{result.config['stage']} {result.model.name} on {dataset}: {result.metrics}; model saved to "
-                  f"{folder}; embedding set {name} v{saved.version} ({len(saved):,} items)")
+    console.print(f"{out['stage']} on {dataset}: {out['metrics']}; model saved to {out['directory']}; "
+                  f"embedding set {out['embedding_set']} v{out['version']} ({out['items']:,} items)")
 
 
 @app.command("eval")
