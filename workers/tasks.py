@@ -11,6 +11,11 @@ Time limits (issue 9): the task stops at ``KGFORGE_TASK_SOFT_TIME_LIMIT`` second
 naming the limit; done entities stay written) and its process is killed at
 ``KGFORGE_TASK_TIME_LIMIT``. The task runs the job under a lease owned by ``host:pid:task-id``, so
 a second delivery of the same job while this one is alive does nothing (:mod:`kg_builder.jobs.lease`).
+
+``kgforge.train(run_id)`` runs a training run (:func:`kg_builder.jobs.training.run_training`: the
+kind's training function with throttled progress, cancellation between batches, the result or the
+failure stored on the run). It has the same lease, retry policy and time limits; a run that hits
+``KGFORGE_TASK_SOFT_TIME_LIMIT`` fails naming it (give the run a ``max_minutes`` below the limit).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from kg_builder.errors import RetryableError
 from kg_builder.jobs import JobStore, run_job
 from kg_builder.jobs.lease import make_owner
+from kg_builder.jobs.training import TASK_TRAIN, run_training
+from kg_builder.jobs.training_store import TrainingStore
 from kg_builder.settings import get_settings
 from workers.app import TASK_RUN_JOB
 
@@ -97,4 +104,65 @@ def run_job_task(self: JobTask, job_id: str) -> dict[str, Any]:
     return {"id": job.id, "status": job.status.value, "counts": job.counts.model_dump()}
 
 
-__all__ = ["JobTask", "run_job_task"]
+class TrainingTask(Task):
+    """Base class of the training task (first argument: the run id): mirrors retries and failures
+    into the training run."""
+
+    def _runs(self) -> TrainingStore:
+        return TrainingStore.from_settings(get_settings())
+
+    def on_retry(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
+        run_id = args[0] if args else kwargs.get("run_id")
+        message = f"retry {self.request.retries + 1} of {self.max_retries} after a transient error: {exc}"
+        log.warning("training run %s: %s", run_id, message)
+        try:
+            self._runs().note_retry(run_id, message)
+        except Exception:
+            log.exception("training run %s: could not record the retry", run_id)
+
+    def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
+        run_id = args[0] if args else kwargs.get("run_id")
+        if isinstance(exc, RetryableError):
+            message = (f"gave up after {self.request.retries} retries; the last transient error was: {exc}. "
+                       "Submit the run again once the service is back.")
+        elif isinstance(exc, TimeLimitExceeded):
+            message = (f"the run's worker process was killed at the hard time limit (KGFORGE_TASK_TIME_LIMIT="
+                       f"{get_settings().task_time_limit} s); lower max_minutes or raise the limit")
+        else:
+            message = f"the training task failed ({type(exc).__name__}): {exc}"
+        log.error("training run %s: %s", run_id, message)
+        try:
+            self._runs().fail(run_id, message)
+        except Exception:
+            log.exception("training run %s: could not record the failure", run_id)
+
+
+@shared_task(
+    name=TASK_TRAIN,
+    base=TrainingTask,
+    bind=True,
+    autoretry_for=(RetryableError,),
+    retry_backoff=True,
+    retry_backoff_max=_settings.task_retry_backoff_max,
+    retry_jitter=False,
+    max_retries=_settings.task_max_retries,
+    soft_time_limit=_settings.task_soft_time_limit,
+    time_limit=_settings.task_time_limit,
+)
+def train_task(self: TrainingTask, run_id: str) -> dict[str, Any]:
+    """Run training run ``run_id``; returns its final status (the result is kept on the run)."""
+    settings = get_settings()
+    runs = self._runs()
+    try:
+        run = run_training(run_id, settings, owner=make_owner(self.request.id), store=runs,
+                           interrupts=(SoftTimeLimitExceeded,))
+    except SoftTimeLimitExceeded:
+        message = (f"the run went past its time limit (KGFORGE_TASK_SOFT_TIME_LIMIT={settings.task_soft_time_limit} s) "
+                   "and was stopped before saving; give it a max_minutes below the limit or raise the limit")
+        log.error("training run %s: %s", run_id, message)
+        runs.fail(run_id, message)
+        run = runs.get(run_id)
+    return {"id": run.id, "status": run.status.value}
+
+
+__all__ = ["JobTask", "TrainingTask", "run_job_task", "train_task"]
