@@ -110,3 +110,21 @@ def test_cli_trains_evaluates_saves_and_recommends(tmp_path, monkeypatch):
     assert user.exit_code == 0, user.output
     missing = runner.invoke(app, ["rec", "eval", "--data-dir", str(root), "--seeds", "7"])
     assert missing.exit_code == 1 and "kgforge rec train" in missing.output
+
+
+def test_cli_train_saves_a_version_and_rejects_unknown_models(tmp_path, monkeypatch):
+    from kgforge.cli import app
+
+    root = write_scientific(tmp_path / "data", with_test=False)
+    monkeypatch.setenv("KGFORGE_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    out = runner.invoke(app, ["rec", "train", "--model", "gru4rec", "--epochs", "1", "--data-dir", str(root),
+                              "--name", "tiny", "--json"])
+    assert out.exit_code == 0, out.output
+    saved = json.loads(out.stdout[out.stdout.index("{"):])
+    assert saved["name"] == "tiny" and saved["version"] == 1 and saved["epochs_run"] == 1
+    assert (tmp_path / "home" / "recommenders" / "tiny" / "v1" / "model.safetensors").is_file()
+    listed = runner.invoke(app, ["rec", "list", "--json"])
+    assert listed.exit_code == 0 and json.loads(listed.stdout)[0]["name"] == "tiny"
+    bad = runner.invoke(app, ["rec", "train", "--model", "bert4rec", "--data-dir", str(root)])
+    assert bad.exit_code == 1 and "sasrec" in bad.output
