@@ -140,6 +140,11 @@ class Settings(BaseSettings):
     keep_target_precision: float = Field(
         0.7, gt=0.0, le=1.0, description="A job keeps the triples whose calibrated confidence clears the floor that "
                                          "reached this precision on dev (the job option target_precision overrides it).")
+    # Sequential recommenders served by POST /v1/recommendations (api/routers/recommendations.py).
+    rec_model: str | None = Field(
+        None, max_length=120, description="The recommender the API answers with when a request names none: a saved "
+                                          "name (`kgforge rec list`), optionally `name:version`; default: the latest "
+                                          "saved one.")
 
     @field_validator("jobs_url", mode="after")
     @classmethod
