@@ -148,6 +148,13 @@ def get_kind(name: str) -> TrainingKind:
 
 # --- parameter models ----------------------------------------------------------------------------
 
+def _workflows() -> Any:
+    """:mod:`gnn.workflows`, whose defaults (sources, model, batch budgets) the embed kinds share with the CLI."""
+    import gnn.workflows
+
+    return gnn.workflows
+
+
 def _rec_dataset(name: str) -> str:
     from kg_builder.datasets import DATASETS
 
@@ -189,12 +196,15 @@ class _Params(BaseModel):
 class EmbedPretrainParams(_Params):
     """``embed_pretrain``: :func:`gnn.workflows.pretrain_sources`."""
 
-    sources: list[str] = Field(["amazon18_games", "amazon14_office"], min_length=1, max_length=8,
-                               description="Source domains (registered rec datasets): one graph, one domain id each.")
-    model: str = Field("lightgcn", description="Encoder (gnn.models): lightgcn, hetero_sage, rgcn.")
+    sources: list[str] = Field(default_factory=lambda: list(_workflows().DEFAULT_SOURCES), min_length=1,
+                               max_length=8, description="Source domains (registered rec datasets): one graph, one "
+                                                         "domain id each (default: Games and Office).")
+    model: str = Field(default_factory=lambda: _workflows().DEFAULT_MODEL,
+                       description="Encoder (gnn.models): lightgcn (default), hetero_sage, rgcn.")
     objective: str = Field("next_item", pattern="^(next_item|link)$",
                            description="next_item, or link (BPR on sampled subgraphs, for very large graphs).")
-    max_batches: int = Field(300, ge=1, le=MAX_BATCHES, description="Batches of 1,024 training pairs.")
+    max_batches: int = Field(default_factory=lambda: _workflows().PRETRAIN_BATCHES, ge=1, le=MAX_BATCHES,
+                             description="Batches of 1,024 training pairs (default gnn.workflows.PRETRAIN_BATCHES).")
     name: str = Field("gnn-pretrain", pattern=NAME_PATTERN, description="Model folder under KGFORGE_HOME/models.")
 
     @field_validator("sources")
@@ -216,9 +226,11 @@ class EmbedFinetuneParams(_Params):
     dataset: str = Field("amazon18_scientific", description="The target domain (a registered rec dataset).")
     pretrained: str | None = Field(None, pattern=NAME_PATTERN,
                                    description="A pretrained model (embed_pretrain's name); none: from scratch.")
-    model: str = Field("lightgcn", description="Encoder when training from scratch.")
-    max_batches: int = Field(300, ge=1, le=MAX_BATCHES,
-                             description="At most this many batches (early stopping usually ends sooner).")
+    model: str = Field(default_factory=lambda: _workflows().DEFAULT_MODEL,
+                       description="Encoder when training from scratch (default lightgcn).")
+    max_batches: int = Field(default_factory=lambda: _workflows().FINETUNE_BATCHES, ge=1, le=MAX_BATCHES,
+                             description="At most this many batches (early stopping usually ends sooner; default "
+                                         "gnn.workflows.FINETUNE_BATCHES).")
     early_stopping: bool = Field(True, description="Stop on a train-only holdout (last train item of 20 % of users).")
     name: str | None = Field(None, pattern=NAME_PATTERN, description="Model and embedding-set name "
                                                                      "(default gnn-<dataset>).")
@@ -358,7 +370,7 @@ def validate_submission(settings: Settings, kind_name: str, params: Mapping[str,
 
 # --- the runner ----------------------------------------------------------------------------------
 
-_VALIDATION_KEY = re.compile(r"(ndcg|hr@|recall|mrr|validation|holdout_)", re.IGNORECASE)
+_VALIDATION_KEY = re.compile(r"(ndcg|hr@|recall|mrr|validation)", re.IGNORECASE)
 
 
 def adapt_event(event: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
