@@ -121,7 +121,7 @@ def _summary(runs: list[dict[str, float]]) -> dict[str, Any]:
 
 def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid", data_dir: Path | str,
                    cache_dir: Path | None = None, model_name: str = DEFAULT_MODEL, seeds: Sequence[int] = (0, 1, 2),
-                   pretrain_batches: int | None = 60, finetune_batches: int | None = 150,
+                   pretrain_batches: int | None = 200, finetune_batches: int | None = 300,
                    pretrain_minutes: float | None = None, finetune_minutes: float | None = None,
                    sources: Sequence[str] = SOURCES,
                    adaptive: bool = True, train_kwargs: dict[str, Any] | None = None,
@@ -241,8 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--pretrain-batches", type=int, default=60)
-    parser.add_argument("--finetune-batches", type=int, default=150)
+    parser.add_argument("--pretrain-batches", type=int, default=200)
+    parser.add_argument("--finetune-batches", type=int, default=300)
     parser.add_argument("--pretrain-minutes", type=float, default=None)
     parser.add_argument("--finetune-minutes", type=float, default=None)
     parser.add_argument("--no-adaptive", action="store_true")

@@ -29,7 +29,7 @@ Progress = Callable[[dict[str, Any]], None]
 DEFAULT_SOURCES = ("amazon18_games", "amazon14_office")
 DEFAULT_MODEL = "lightgcn"
 #: Budgets (batches of 1,024 next-item pairs); the dev runs behind them are in gnn.evaluate.
-PRETRAIN_BATCHES = 300
+PRETRAIN_BATCHES = 200
 FINETUNE_BATCHES = 300
 HOLDOUT_FRACTION = 0.2
 

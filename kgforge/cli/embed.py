@@ -122,7 +122,7 @@ def pretrain_command(
     model: str = typer.Option("lightgcn", "--model", help="Encoder: lightgcn, hetero_sage or rgcn (gnn.models)."),
     objective: str = typer.Option("next_item", "--objective", help="next_item (gnn.objectives) or link (BPR on "
                                                                    "sampled subgraphs, for very large graphs)."),
-    max_batches: int = typer.Option(300, "--max-batches", min=1, help="Batches of 1,024 training pairs."),
+    max_batches: int = typer.Option(200, "--max-batches", min=1, help="Batches of 1,024 training pairs."),
     max_minutes: float | None = typer.Option(None, "--max-minutes", min=0.1, help="A wall-clock budget as well."),
     seed: int = typer.Option(0, "--seed"),
     name: str = typer.Option("gnn-pretrain", "--name", help="Model folder under KGFORGE_HOME/models."),
@@ -187,8 +187,9 @@ def eval_command(
     split: str = typer.Option("valid", "--split", help="valid, or test where the held-out file is on disk."),
     model: str = typer.Option("lightgcn", "--model", help="Encoder of the GNN rows."),
     seeds: str = typer.Option("0,1,2", "--seeds", help="Seeds of the fine-tuning runs (mean and spread)."),
-    pretrain_batches: int = typer.Option(100, "--pretrain-batches", min=1),
-    finetune_batches: int = typer.Option(150, "--finetune-batches", min=1),
+    pretrain_batches: int = typer.Option(200, "--pretrain-batches", min=1),
+    finetune_batches: int = typer.Option(300, "--finetune-batches", min=1, help="At most; early stopping on "
+                                                                         "a train-only holdout ends sooner."),
     adaptive: bool = typer.Option(True, "--adaptive/--no-adaptive", help="Row (d): source selection."),
     train: bool = typer.Option(True, "--train/--no-train", help="Train every model the rows need (always: the "
                                                                "table is reproduced from the data by this command)."),
