@@ -1,4 +1,5 @@
-"""``kgforge jobs submit | watch | list | cancel``: a client of the HTTP API (``kgforge up``).
+"""``kgforge jobs submit | watch | list | cancel`` (entity jobs) and ``kgforge jobs train | train-watch |
+train-cancel`` (training runs, ``/v1/training``): a client of the HTTP API (``kgforge up``).
 
 The API address defaults to ``http://KGFORGE_API_HOST:KGFORGE_API_PORT`` (``--api`` overrides it);
 writes send ``Authorization: Bearer`` with ``--api-key`` / ``KGFORGE_API_KEY`` when one is given.
@@ -21,7 +22,7 @@ from rich.table import Table
 
 from kgforge.cli.common import JsonOption, console, err_console, fail, handle_errors, load_settings, print_json
 
-app = typer.Typer(help="Submit entity jobs to the API and follow them.", no_args_is_help=True)
+app = typer.Typer(help="Submit entity jobs and training runs to the API and follow them.", no_args_is_help=True)
 
 ApiOption = typer.Option(None, "--api", help="API base URL (default http://KGFORGE_API_HOST:KGFORGE_API_PORT).")
 KeyOption = typer.Option(None, "--api-key", envvar="KGFORGE_API_KEY", help="API key for writes.")
@@ -230,3 +231,95 @@ def cancel(job_id: str = typer.Argument(...), api: str | None = ApiOption, api_k
     """Ask a job to stop after its current batch."""
     job = Client(api, api_key).request("POST", f"/v1/jobs/{job_id}/cancel")
     console.print(f"job {job_id}: {job['status']}" + (" (cancel requested)" if job.get("cancel_requested") else ""))
+
+
+# --- training runs (``/v1/training``) --------------------------------------------------------------
+
+def _param(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` -> (key, value): VALUE is read as JSON (numbers, true/false, lists), else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        fail(f"--param {text!r}: use KEY=VALUE (VALUE as JSON, e.g. max_batches=50 or sources='[\"a\",\"b\"]')")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def watch_training(client: Client, run_id: str, *, interval: float = 1.0,
+                   timeout: float | None = None) -> dict[str, Any]:
+    """Poll a training run with a progress bar (batches of the current stage) until it ends."""
+    started = time.monotonic()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=False) as bars:
+        task = bars.add_task(f"run {run_id}", total=None)
+        while True:
+            run = client.request("GET", f"/v1/training/{run_id}")
+            p = run["progress"]
+            loss = f" loss {p['loss']:.4f}" if isinstance(p.get("loss"), (int, float)) else ""
+            scores = "".join(f" {k} {v:.4f}" for k, v in (p.get("validation") or {}).items())
+            bars.update(task, total=p.get("total_batches") or None, completed=p.get("batch") or 0,
+                        description=f"{run['kind']} {run['status']} {p.get('stage') or ''}{loss}{scores}")
+            if run["status"] in TERMINAL:
+                return run
+            if timeout is not None and time.monotonic() - started > timeout:
+                fail(f"training run {run_id} still {run['status']} after {timeout:.0f}s")
+            time.sleep(interval)
+
+
+def _finish_training(run: dict[str, Any], json_out: bool) -> None:
+    if json_out:
+        print_json(run)
+    else:
+        console.print(f"training run {run['id']} ({run['kind']}) [bold]{run['status']}[/]")
+        if run.get("result"):
+            console.print(json.dumps(run["result"], indent=2))
+        if run.get("error"):
+            err_console.print(f"[red]{run['error']}[/]")
+    raise typer.Exit({"succeeded": 0, "failed": 1, "cancelled": 2}.get(run["status"], 1))
+
+
+@app.command("train")
+@handle_errors
+def train(
+    kind: str = typer.Argument(..., help="A training kind: embed_pretrain, embed_finetune, rec_train."),
+    param: list[str] | None = typer.Option(None, "--param", help="KEY=VALUE (repeat); VALUE is JSON "
+                                                                 "(max_batches=50, early_stopping=false)."),
+    follow: bool = typer.Option(False, "--follow", help="Follow the run to its end with a progress bar."),
+    timeout: float | None = typer.Option(None, help="With --follow: give up after N s."),
+    api: str | None = ApiOption,
+    api_key: str | None = KeyOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Submit a training run to the API (a Celery worker trains it); prints its id (--follow: its
+    progress, then its result; exit code 0 succeeded, 1 failed, 2 cancelled)."""
+    client = Client(api, api_key)
+    accepted = client.request("POST", "/v1/training", json={"kind": kind, "params": dict(map(_param, param or []))})
+    if not follow:
+        if json_out:
+            print_json(accepted)
+        else:
+            console.print(f"training run {accepted['id']} accepted; follow it with "
+                          f"`kgforge jobs train-watch {accepted['id']}`")
+        return
+    err_console.print(f"training run {accepted['id']} accepted")
+    _finish_training(watch_training(client, accepted["id"], timeout=timeout), json_out)
+
+
+@app.command("train-watch")
+@handle_errors
+def train_watch(run_id: str = typer.Argument(...), timeout: float | None = typer.Option(None, help="Give up after N s."),
+                api: str | None = ApiOption, api_key: str | None = KeyOption, json_out: bool = JsonOption) -> None:
+    """Follow a training run with a live progress bar; exit code 0 succeeded, 1 failed, 2 cancelled."""
+    client = Client(api, api_key)
+    _finish_training(watch_training(client, run_id, timeout=timeout), json_out)
+
+
+@app.command("train-cancel")
+@handle_errors
+def train_cancel(run_id: str = typer.Argument(...), api: str | None = ApiOption,
+                 api_key: str | None = KeyOption) -> None:
+    """Cancel a queued training run now, or a running one between two batches (nothing is saved)."""
+    run = Client(api, api_key).request("DELETE", f"/v1/training/{run_id}")
+    console.print(f"training run {run_id}: {run['status']}" + (" (cancel requested)" if run.get("cancel_requested")
+                                                                 and run["status"] == "running" else ""))

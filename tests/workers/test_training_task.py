@@ -152,3 +152,28 @@ def test_a_diverging_run_fails_with_the_reason(stack):
     assert final["status"] == "failed"
     assert final["error"].startswith("TrainingDivergedError:") and "NaN" in final["error"]
     assert final["result"] is None
+
+
+def test_the_cli_submits_and_follows_a_run(stack, monkeypatch):
+    """``kgforge jobs train KIND --param k=v --follow``: the same path, from the command line."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from kgforge.cli import jobs as jobs_cli
+
+    client, _, settings = stack
+
+    def in_process(self, api, api_key, timeout=30.0):  # the CLI's HTTP client speaks to the app in-process
+        self.base, self.http = "http://testserver", client
+
+    monkeypatch.setattr(jobs_cli.Client, "__init__", in_process)
+    runner = CliRunner()
+    bad = runner.invoke(jobs_cli.app, ["train", "tiny_gnn", "--param", "max_batches=0"])
+    assert bad.exit_code == 1 and "params" in bad.output and "max_batches" in bad.output
+    done = runner.invoke(jobs_cli.app, ["train", "tiny_gnn", "--param", "max_batches=30", "--param", "name=cli-gnn",
+                                        "--follow", "--json"])
+    assert done.exit_code == 0, done.output
+    run = json.loads(done.stdout[done.stdout.index("{"):])
+    assert run["status"] == "succeeded" and run["params"]["max_batches"] == 30
+    assert run["result"]["metrics"]["batches"] == 30 and model_dir(settings, "cli-gnn").is_dir()
