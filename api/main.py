@@ -4,7 +4,8 @@ Routes (OpenAPI docs at ``/docs``): ``/v1/jobs`` (submit, follow, list, cancel),
 (training runs: submit, follow progress, list, cancel: ``api/routers/training.py``), ``/v1/entities``
 (a node and its neighbours, by id or name), ``/v1/relations`` (the relation pool),
 ``/v1/documents`` (add retrieval documents), ``/v1/embeddings`` (embedding sets: a node's vector,
-batches, similar nodes, search by vector or text), ``/v1/schema`` (labels, relationship patterns and
+batches, similar nodes, search by vector or text), ``/v1/recommendations`` (next items from a saved
+sequential recommender: ``api/routers/recommendations.py``), ``/v1/schema`` (labels, relationship patterns and
 property keys, also in LangChain's shape: ``api/routers/schema.py``), ``/v1/cypher`` (one read-only
 Cypher statement), ``/explorer`` (the graph explorer page: ``api/routers/explorer.py``), ``/healthz``,
 ``/readyz``, ``/metrics``.
@@ -36,8 +37,8 @@ from api.hygiene import InputHygiene
 from api.limits import BodySizeLimit
 from api.metrics import Metrics
 from api.ratelimit import RateLimiter
-from api.routers import (cypher, docs, documents, embeddings, entities, explorer, health, jobs, relations,
-                         schema, training)
+from api.routers import (cypher, docs, documents, embeddings, entities, explorer, health, jobs, recommendations,
+                         relations, schema, training)
 from kg_builder import __version__
 from kg_builder.errors import ConfigError
 from kg_builder.settings import Settings, get_settings
@@ -83,8 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     errors.install(app)
     for router in (jobs.router, training.router, entities.router, relations.router, documents.router,
-                   embeddings.router, schema.router, cypher.router, explorer.router, explorer.page_router,
-                   health.router, docs.router):
+                   embeddings.router, recommendations.router, schema.router, cypher.router, explorer.router,
+                   explorer.page_router, health.router, docs.router):
         # Every router but health (open probes; /metrics has its own check) and docs (DocsAccess)
         # needs a read key at least (api/deps.py): a new router is protected by default.
         # The explorer's page and assets hold no data (its reads go through the protected routes).
