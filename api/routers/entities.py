@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from neo4j import exceptions as neo4j_errors
 
 from api.deps import ServicesDep
@@ -171,6 +171,12 @@ def _entity(store: GraphStore, node: GraphNode, *, hops: int, limit: int, offset
     )
 
 
+def _json(model: EntityPublic | EntitiesPublic) -> Response:
+    """The answer, serialised here, in the route's worker thread: a model returned instead would be
+    serialised by FastAPI in a second threadpool trip (sync routes), one more hop per read."""
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
 def _check_label(label: str | None) -> str | None:
     if label is not None and label not in schema.NODE_LABELS:
         return f"{label!r} is not a node label; use one of {', '.join(schema.NODE_LABELS)}"
@@ -202,8 +208,8 @@ def get_entity(
     node = services.graph.get_node(entity_id, label)
     if node is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no node with id {entity_id!r}")
-    return _entity(services.graph, node, hops=hops, limit=limit, offset=offset,
-                   timeout=services.settings.graph_read_timeout_s)
+    return _json(_entity(services.graph, node, hops=hops, limit=limit, offset=offset,
+                         timeout=services.settings.graph_read_timeout_s))
 
 
 @router.get("", response_model=EntitiesPublic)
@@ -233,4 +239,4 @@ def find_entities(
     page = found[offset : offset + limit]
     items = [_entity(store, node, hops=1, limit=neighbours, offset=0, timeout=services.settings.graph_read_timeout_s)
              for node in page]
-    return EntitiesPublic(items=items, limit=limit, offset=offset, has_more=len(found) > offset + limit)
+    return _json(EntitiesPublic(items=items, limit=limit, offset=offset, has_more=len(found) > offset + limit))

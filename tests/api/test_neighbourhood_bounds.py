@@ -74,3 +74,19 @@ def test_arcadedb_ignores_the_transaction_timeout(store):
     dense_graph(store)
     edges = store.neighbourhood("dense:n00", hops=3, limit=200, timeout=0.000_001)
     assert len(edges) == 200
+
+
+def test_one_hop_pages_are_ordered_on_the_server_and_complete(dense, store):
+    from kg_builder.graphdb import TripleWrite
+
+    # Imported edges have confidence 1.0; four generated ones of another type have less.
+    store.upsert_triples([TripleWrite("dense:n00", "far", f"dense:n{i:02d}", confidence=c)
+                          for i, c in ((5, 0.9), (9, 0.2), (17, 0.9), (3, 0.55))])
+    client = dense()
+    pages = [client.get("/v1/entities/dense:n00", params={"limit": 5, "offset": o}).json() for o in range(0, 30, 5)]
+    got = [(n["confidence"], n["type"], n["head"], n["tail"]) for page in pages for n in page["neighbours"]]
+    assert len(got) == N - 1 + 4 and len(set(got)) == len(got)  # every edge once across the pages
+    assert got == sorted(got, key=lambda g: (-g[0], g[1], g[2], g[3]))
+    assert [(g[0], g[3]) for g in got[-4:]] == [(0.9, "dense:n05"), (0.9, "dense:n17"), (0.55, "dense:n03"),
+                                                (0.2, "dense:n09")]
+    assert [p["has_more"] for p in pages] == [True] * 5 + [False]
