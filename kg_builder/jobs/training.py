@@ -458,6 +458,17 @@ class ProgressReporter:
         return self.progress.model_copy(update={"elapsed_s": round(time.monotonic() - self._start, 2)})
 
 
+def _with_final_scores(progress: TrainingProgress, result: dict[str, Any]) -> TrainingProgress:
+    """The final progress, with the validation scores of the result's metrics when no event carried
+    any (``gnn.train`` reports its holdout score only in its metrics: ``best_validation_ndcg@10``)."""
+    metrics = result.get("metrics")
+    if progress.validation or not isinstance(metrics, dict):
+        return progress
+    scores = {k: float(v) for k, v in metrics.items()
+              if _VALIDATION_KEY.search(k) and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return progress.model_copy(update={"validation": scores}) if scores else progress
+
+
 def _message(e: BaseException) -> str:
     if isinstance(e, KGForgeError):
         return f"{type(e).__name__}: {e}"
@@ -513,7 +524,7 @@ def run_training(run_id: str, settings: Settings, *, owner: str | None = None, s
         else:
             if not isinstance(result, dict):
                 result = {"value": result}
-            store.succeed(run_id, owner, result, reporter.final())
+            store.succeed(run_id, owner, result, _with_final_scores(reporter.final(), result))
             log.info("training run %s succeeded", run_id)
     return store.get(run_id)
 

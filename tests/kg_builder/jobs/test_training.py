@@ -193,3 +193,16 @@ def test_a_recommender_student_reports_batches_epochs_and_holdout_scores(setting
     p = run.progress
     assert p.stage == "train" and p.epoch == 2 and p.total_batches == p.batch and p.batch % 2 == 0
     assert set(p.validation) == {"holdout_ndcg@10"} and run.result["metrics"]["epochs_run"] == 2
+
+
+def test_the_final_progress_shows_the_scores_of_the_result(settings, kinds):
+    """gnn.train reports its holdout score only in the metrics: the final progress carries it."""
+    def trained(s, p, progress):
+        progress({"stage": "finetune", "loss": 2.0})
+        return {"metrics": {"final_loss": 2.0, "best_validation_ndcg@10": 0.083, "batches": 1}}
+
+    kinds("scored", trained)
+    runs = TrainingStore.from_settings(settings)
+    run = run_training(runs.create("scored", {}).id, settings, store=runs)
+    assert run.status is JobStatus.succeeded and run.progress.validation == {"best_validation_ndcg@10": 0.083}
+    assert run.progress.batch == 1 and run.result["metrics"]["batches"] == 1
