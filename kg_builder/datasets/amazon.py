@@ -51,6 +51,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from ..errors import DatasetError
 from .records import Dataset, InteractionRecord, ItemLinkRecord, ItemRecord
 from .text import (
     Table,
@@ -137,12 +138,32 @@ def scientific_items(folder: Path) -> list[ItemRecord]:
 
 
 def load_scientific(folder: Path) -> Dataset:
+    """Train + ``valid`` from ``Scientific.valid.inter``; where the held-out ``Scientific.test.inter``
+    is on disk (UniSRec's layout: each test row's history is the valid row's history plus the valid
+    target), its targets become ``test`` interactions, so every evaluation runs unchanged with
+    ``--split test``."""
     sequences = read_sequences(folder / "Scientific.valid.inter")
+    tails = {user: ("valid",) for user, _ in sequences}
+    test_file = folder / "Scientific.test.inter"
+    if test_file.exists():
+        valid = dict(sequences)
+        for user, items in read_sequences(test_file):
+            if user in valid and items[:-1] != valid[user]:
+                raise DatasetError(
+                    f"{test_file}: user {user}'s history is not its valid sequence ({len(items) - 1} vs "
+                    f"{len(valid[user])} items); expected UniSRec's layout (test history = valid history + "
+                    "the valid item)")
+            valid[user] = items
+            tails[user] = ("valid", "test")
+        sequences = list(valid.items())
+    interactions: list[InteractionRecord] = []
+    for user, items in sequences:
+        interactions += sequence_interactions([(user, items)], tail_splits=tails[user])
     return Dataset(
         name="amazon18_scientific",
         kind="rec",
         items=scientific_items(folder),
-        interactions=sequence_interactions(sequences, tail_splits=("valid",)),
+        interactions=interactions,
     )
 
 

@@ -78,29 +78,33 @@ class Sequences:
 
 
 def user_sequences(dataset: Dataset, split: str) -> Sequences:
-    """History (``train`` interactions, by position) and the ``split`` target of every user.
+    """History and the ``split`` target of every user. The history is the ``train`` interactions
+    (for ``test``: plus the ``valid``/``dev`` one before it), by position, else timestamp.
 
     Raises:
         DatasetError: no interaction of ``split`` exists (a held-out split that is not on disk).
     """
     index = {item.id: i for i, item in enumerate(dataset.items)}
     splits = sorted({r.split for r in dataset.interactions})
-    history: dict[str, list[tuple[int, int]]] = {}
+    # The held-out test target follows the valid (or dev) one, which is then part of the history.
+    history_splits = {"train", "valid", "dev"} if split == "test" else {"train"}
+    history: dict[str, list[tuple[float, int, int]]] = {}
     target: dict[str, int] = {}
-    for record in dataset.interactions:
+    for n, record in enumerate(dataset.interactions):
         if record.item not in index:
             continue
         if record.split == split:
             target[record.user] = index[record.item]
-        elif record.split == "train":
-            history.setdefault(record.user, []).append((record.position or 0, index[record.item]))
+        elif record.split in history_splits:
+            order = record.position if record.position is not None else (record.timestamp or 0)
+            history.setdefault(record.user, []).append((order, n, index[record.item]))
     if not target:
         raise DatasetError(
             f"split {split!r} has no interactions in {dataset.name} (splits on disk: {', '.join(splits)}); "
             f"the held-out {split!r} split is not in this data directory, evaluate on 'valid' or pass a "
             "--data-dir that holds it")
     users = sorted(u for u in target if history.get(u))
-    return Sequences(users=users, histories=[[i for _, i in sorted(history[u])] for u in users],
+    return Sequences(users=users, histories=[[i for *_, i in sorted(history[u])] for u in users],
                      targets=np.array([target[u] for u in users]))
 
 

@@ -105,6 +105,20 @@ def test_scientific_items_and_sequences(tmp_path, write):
     ]
 
 
+def test_scientific_reads_the_held_out_test_file_where_it_exists(tmp_path, write):
+    folder = make_scientific(tmp_path, write)
+    write(folder / "Scientific.test.inter", [RECBOLE_HEADER, "0\t0 1 2\t1", "1\t2 0\t1"])
+    dataset = load_dataset("amazon18_scientific", tmp_path)
+    by_user = {}
+    for r in dataset.interactions:
+        by_user.setdefault(r.user, []).append((r.position, r.item, r.split))
+    assert by_user["0"] == [(0, "0", "train"), (1, "1", "train"), (2, "2", "valid"), (3, "1", "test")]
+    assert by_user["1"] == [(0, "2", "train"), (1, "0", "valid"), (2, "1", "test")]
+    write(folder / "Scientific.test.inter", [RECBOLE_HEADER, "0\t1 0 2\t1"])  # not the valid history
+    with pytest.raises(DatasetError, match="UniSRec"):
+        load_dataset("amazon18_scientific", tmp_path)
+
+
 def test_scientific_missing_valid_inter_names_the_file(tmp_path, write):
     folder = make_scientific(tmp_path, write)
     (folder / "Scientific.valid.inter").unlink()

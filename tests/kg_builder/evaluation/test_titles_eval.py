@@ -105,3 +105,18 @@ def test_four_rows_on_real_scientific(data_dir, tmp_path, one_torch_thread):
     rows = {r["row"]: r for r in result.rows}
     # text similarity is far above chance (10/4385 = 0.0023 HR@10 at random)
     assert all(r["hr@10"] > 0.05 for r in rows.values())
+
+
+def test_test_split_history_includes_the_valid_item_in_time_order():
+    from kg_builder.datasets.records import Dataset, InteractionRecord, ItemRecord
+    from kg_builder.evaluation.titles import user_sequences
+
+    items = [ItemRecord(id=str(i), title=f"t{i}") for i in range(4)]
+    records = [InteractionRecord(user="u", item="3", split="train", timestamp=10),
+               InteractionRecord(user="u", item="1", split="train", timestamp=20),
+               InteractionRecord(user="u", item="0", split="valid", timestamp=30),
+               InteractionRecord(user="u", item="2", split="test", timestamp=40)]
+    dataset = Dataset(name="toy", kind="rec", items=items, interactions=records)
+    assert user_sequences(dataset, "valid").histories == [[3, 1]]
+    test = user_sequences(dataset, "test")
+    assert test.histories == [[3, 1, 0]] and test.targets.tolist() == [2]
