@@ -8,7 +8,10 @@ generator of DESIGN.md 4.3 (structure-based link prediction) and the first-stage
 completion where entity text carries little signal (UMLS names are generic semantic types).
 
 Training lives in :mod:`kg_builder.training.structural`. :meth:`ComplEx.score` follows
-:class:`kg_builder.evaluation.kgc.Scorer`.
+:class:`kg_builder.evaluation.kgc.Scorer`. Incremental updates (``kgforge train structural
+--resume``): :meth:`ComplEx.grown` appends rows for new entities and relations and keeps every
+trained row; the saved ``config.json`` records ``trained_on`` (triples, entities, the graph's
+training-edge count when trained from the graph), ``vocab.json`` the entity ids.
 
 Shapes:
     forward(heads: LongTensor [B], relations: LongTensor [B]) -> Tensor [B, num_entities]
