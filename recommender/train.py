@@ -19,7 +19,10 @@ Choices (RecBole SASRec/GRU4Rec defaults where RecBole has one):
 * A loss that is NaN or infinite raises :class:`TrainingDivergedError` at once; nothing is
   returned, so nothing can be saved.
 * ``extra_loss(model, interaction, loss) -> Tensor`` (optional) is added to each batch's loss:
-  the hook distillation terms (DLLM2Rec, SLMRec) plug into.
+  the hook distillation terms (DLLM2Rec, SLMRec) plug into; ``extra_modules`` are the distiller's
+  own learned parts (projections), trained by the same Adam and not saved with the student;
+  ``prepare(model)`` (optional) changes the student once it is built and before the optimiser is
+  (REKI/KAR puts its expert adapter in place of the knowledge projection there).
 * Time (seconds) and peak memory (``resource.getrusage`` max RSS, MiB) go into ``metrics``.
 
 Example::
@@ -36,13 +39,13 @@ import logging
 import math
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from kg_builder.errors import InvalidInputError, KGForgeError
 
@@ -93,7 +96,8 @@ def train_student(*, data: RecData, model: str = "sasrec", knowledge: np.ndarray
                   weight_decay: float = 0.0, patience: int = DEFAULT_PATIENCE,
                   holdout_fraction: float = HOLDOUT_FRACTION, max_len: int = DEFAULT_MAX_LEN,
                   max_minutes: float | None = None, threads: int | None = 1,
-                  extra_loss: ExtraLoss | None = None,
+                  extra_loss: ExtraLoss | None = None, extra_modules: Sequence[nn.Module] = (),
+                  prepare: Callable[[SequentialRecommender], None] | None = None,
                   progress: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
     """Train one student on ``data.train`` (see the module docstring for every choice).
 
@@ -123,13 +127,14 @@ def train_student(*, data: RecData, model: str = "sasrec", knowledge: np.ndarray
                       model_kwargs=dict(model_kwargs or {}), seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
                       weight_decay=weight_decay, patience=patience, holdout_fraction=holdout_fraction,
                       max_len=max_len, max_minutes=max_minutes, extra_loss=extra_loss, progress=progress,
-                      threads=threads)
+                      threads=threads, extra_modules=tuple(extra_modules), prepare=prepare)
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _train(*, data, model_name, knowledge, knowledge_spec, model_kwargs, seed, epochs, batch_size, lr, weight_decay,
-           patience, holdout_fraction, max_len, max_minutes, extra_loss, progress, threads) -> TrainResult:
+           patience, holdout_fraction, max_len, max_minutes, extra_loss, progress, threads, extra_modules=(),
+           prepare=None) -> TrainResult:
     started = time.monotonic()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -137,12 +142,15 @@ def _train(*, data, model_name, knowledge, knowledge_spec, model_kwargs, seed, e
     student = cls(data.n_items, max_len=max_len,
                   knowledge=None if knowledge is None else torch.as_tensor(knowledge, dtype=torch.float32),
                   **model_kwargs)
+    if prepare is not None:
+        prepare(student)
     split = holdout_split(data.train, fraction=holdout_fraction, seed=seed)
     windows = training_windows(split.train, max_len)
     if not windows:
         raise InvalidInputError("data", "no training sequence has two items")
     has_holdout = len(split.holdout.users) > 0
-    optimiser = torch.optim.Adam(student.parameters(), lr=lr, weight_decay=weight_decay)
+    parameters = list(student.parameters()) + [p for module in extra_modules for p in module.parameters()]
+    optimiser = torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
     batches = math.ceil(len(windows) / batch_size)
     history: list[dict[str, Any]] = []
     best_score, best_epoch, best_state, stale = -1.0, 0, None, 0
