@@ -116,6 +116,10 @@ def test_status_counts_new_triples_and_resume_brings_the_model_up_to_date(store,
     assert current["stale"] is False and current["new_triples"] == 0
     assert current["compared"] == "graph edges at training time"
 
+    again = runner.invoke(app, ["train", "structural", "--dataset", "umls", "--resume", "--epochs", "1"], env=env)
+    assert again.exit_code == 0, again.output
+    assert "0 new triples, 0 new entities" in again.stdout and "(graph)" in again.stdout
+
     table = runner.invoke(app, ["models", "status"], env=env)
     assert table.exit_code == 0 and "structural-umls" in table.stdout and "umls-test" in table.stdout
 
