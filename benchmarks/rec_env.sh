@@ -16,15 +16,15 @@ VENV=benchmarks/.venv-rec
 PYTHON=${PYTHON:-python3}
 TORCH=torch==2.13.0
 RECBOLE=recbole==1.2.1
-# RecBole 1.2.1 (2024) predates numpy 2 (np.float_/np.int_ aliases and pickled arrays) and
-# scipy 1.14 (sparse .A); the pins below are the newest releases it runs with here.
-PINS=("numpy<2" "scipy<1.14" "pandas<2.3")
+# RecBole 1.2.1 (2024) predates numpy 2 and scipy 1.14 (sparse .A), and the ray 2.6 it pulls in
+# imports pkg_resources, which setuptools 81 removed: the pins keep releases it runs with.
+PINS=("numpy<2" "scipy<1.14" "pandas<2.3" "setuptools<81")
 
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --upgrade pip
 fi
-if ! "$VENV/bin/python" -c "import recbole, kg_builder" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "import recbole.quick_start, kg_builder" 2>/dev/null; then
     # The pinned CPU build of torch first: RecBole asks only for torch>=1.10, which an unpinned
     # install would meet with the multi-gigabyte CUDA build.
     "$VENV/bin/pip" install --quiet "$TORCH"

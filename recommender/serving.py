@@ -5,7 +5,9 @@ precomputed item vectors.
   the student's final item representations once (``item_embeddings()``: ID embedding plus the
   projected knowledge vector, ``[n_items, d]``), so a request costs one sequence encoding (the
   history's last ``max_len`` items, no padding) and one matrix-vector product with that table,
-  then a top-k. Its answers equal :func:`recommender.recommend.recommend` (tested).
+  then a top-k. Its answers equal :func:`recommender.recommend.recommend` (tested). Anything in the
+  student registry with ``hidden`` and ``item_embeddings`` is served so, the text teacher too
+  (its scores then lack the temperature; the ranking is the same).
 * :class:`ModelCache` holds the served models of one process, keyed by ``(name, version)``; two
   requests that miss at once load the model once. "The latest version" and "the default model"
   are looked up again at most every ``refresh_s`` (5 s), so a newly trained version is served
@@ -21,6 +23,11 @@ precomputed item vectors.
   also gives an item ``history``: then that history answers (cold start). For a known user the
   stored history is used and a given ``history`` is only the fallback. A dataset that is not on
   this server is a :class:`~kg_builder.errors.ConfigError` (503) naming ``KGFORGE_DATA_DIR``.
+* **One intra-op thread per request.** The thread that answers sets ``torch.set_num_threads(1)``
+  (with torch's OpenMP build this is the calling thread's own setting: the API's worker threads,
+  not the rest of the process). One sequence is far too small to split, and on a busy 2-core
+  machine OpenMP's two-thread regions waited for a free core on every op: 380 ms per request
+  against 0.45 ms on one thread (measured on the Scientific SASRec).
 * A history item the model does not know is an :class:`~kg_builder.errors.InvalidInputError` on
   ``history`` naming the items (422). Seen items are excluded by default (as in evaluation).
 
@@ -43,9 +50,11 @@ import torch
 from kg_builder.errors import ConfigError, DatasetError, InvalidInputError, KGForgeError
 from kg_builder.settings import Settings
 
+from .models.base import ITEM_SEQ, ITEM_SEQ_LEN
 from .store import RecommenderNotFoundError, RecommenderStore, SavedRecommender
 
 MAX_REPORTED_UNKNOWN = 20
+SERVE_THREADS = 1
 _SPLIT_ORDER = {"train": 0, "valid": 1, "test": 2}
 
 
@@ -123,8 +132,10 @@ class ServedModel:
     @torch.inference_mode()
     def scores(self, rows: list[int]) -> torch.Tensor:
         """``[n_items]``: one encoding of the last ``max_len`` items, one matrix-vector product."""
+        if torch.get_num_threads() != SERVE_THREADS:
+            torch.set_num_threads(SERVE_THREADS)  # this thread's OpenMP setting (see the module docstring)
         recent = torch.tensor(rows[-self.max_len:], dtype=torch.long).add_(1).unsqueeze(0)
-        hidden = self.model.forward(recent, torch.tensor([recent.shape[1]]))[0]
+        hidden = self.model.hidden({ITEM_SEQ: recent, ITEM_SEQ_LEN: torch.tensor([recent.shape[1]])})[0]
         return self.item_vectors @ hidden
 
     @torch.inference_mode()
@@ -241,6 +252,17 @@ class ModelCache:
                 served = ServedModel(self.store.load(*key))
                 self._models[key] = served
         return served
+
+    def warm(self, name: str | None = None, version: int | None = None, *, users: bool = False) -> bool:
+        """Whether a request for this model can be answered without loading anything (the model,
+        and with ``users`` its dataset's users, are in memory): the API then answers on its event
+        loop instead of handing the sub-millisecond work to a worker thread."""
+        try:
+            key = self.resolve(name, version)
+        except KGForgeError:
+            return False
+        served = self._models.get(key)
+        return served is not None and (not users or served.meta.dataset in self._users)
 
     def users(self, dataset: str) -> UserHistories:
         """The dataset's users, read on first use; a dataset that is not here fails the same way

@@ -22,6 +22,7 @@ cold start). Errors:
 * the model's dataset is not on this server when a user's history is needed: **503** naming
   ``KGFORGE_DATA_DIR``.
 
+A warm model answers on the event loop (sub-millisecond work); loading runs in a worker thread.
 These routes only read: a read key is enough (the router is registered with read access).
 
 Example::
@@ -36,6 +37,7 @@ import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from api.deps import ServicesDep
@@ -97,7 +99,7 @@ class RecommendationPublic(BaseModel):
 _made = threading.Lock()
 
 
-def get_models(request: Request, services: ServicesDep) -> ModelCache:
+async def get_models(request: Request, services: ServicesDep) -> ModelCache:
     state = request.app.state
     if getattr(state, "recommenders", None) is None:
         with _made:
@@ -126,15 +128,24 @@ def _answer(models: ModelCache, *, user_id: str | None, history: list[str] | Non
 
 
 # --- routes --------------------------------------------------------------------------------------
+async def _run(models: ModelCache, **request: Any) -> RecommendationPublic:
+    """On the event loop when the model (and the users it needs) are in memory: one encoding and
+    one matrix-vector product (~0.4 ms for the Scientific SASRec), less than a worker-thread round
+    trip costs on a busy machine; otherwise (first use: loading) in a worker thread."""
+    if models.warm(request["model"], request["version"], users=request["user_id"] is not None):
+        return _answer(models, **request)
+    return await run_in_threadpool(_answer, models, **request)
+
+
 @router.post("", response_model=RecommendationPublic, responses=RESPONSES)
-def recommend(body: RecommendationCreate, models: ModelsDep) -> RecommendationPublic:
+async def recommend(body: RecommendationCreate, models: ModelsDep) -> RecommendationPublic:
     """The ``k`` next items for a user of the model's dataset or for an item history."""
-    return _answer(models, user_id=body.user_id, history=body.history, k=body.k, exclude_seen=body.exclude_seen,
-                   model=body.model, version=body.version)
+    return await _run(models, user_id=body.user_id, history=body.history, k=body.k, exclude_seen=body.exclude_seen,
+                      model=body.model, version=body.version)
 
 
 @router.get("/{user_id}", response_model=RecommendationPublic, responses=RESPONSES)
-def recommend_for_user(
+async def recommend_for_user(
     user_id: Annotated[str, Path(min_length=1, max_length=200, description="A user of the model's dataset.")],
     models: ModelsDep,
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
@@ -143,8 +154,8 @@ def recommend_for_user(
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> RecommendationPublic:
     """The ``k`` next items for a user (their stored history); an unknown user is 404."""
-    return _answer(models, user_id=user_id, history=None, k=k, exclude_seen=exclude_seen, model=model,
-                   version=version)
+    return await _run(models, user_id=user_id, history=None, k=k, exclude_seen=exclude_seen, model=model,
+                      version=version)
 
 
 __all__ = ["MAX_HISTORY", "MAX_K", "router"]
