@@ -26,6 +26,8 @@ Example::
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -42,6 +44,19 @@ from api.routers import (cypher, docs, documents, embeddings, entities, explorer
 from kg_builder import __version__
 from kg_builder.errors import ConfigError
 from kg_builder.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def _setup_graph_schema(services: Services) -> None:
+    """Constraints and indexes on a server graph database (idempotent), in the background so that an
+    API whose database is still starting comes up anyway; compose also runs it as a one-shot step."""
+    try:
+        services.graph.setup_schema()
+        log.info("graph schema set up")
+    except Exception as e:  # the database may still be starting: the one-shot step and imports set it up too
+        log.warning("graph schema not set up at start (%s); `kgforge import` and compose's graph-schema step "
+                    "set it up", e)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -65,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         reaper = JobReaper(lambda: services.jobs, lambda: services.celery, settings).start()
         app.state.reaper = reaper
+        if settings.graph_uri:  # a server database (Neo4j in compose): its schema at service start
+            threading.Thread(target=_setup_graph_schema, args=(services,), name="graph-schema", daemon=True).start()
         try:
             yield
         finally:
