@@ -447,7 +447,7 @@ def test_redis_is_redis_7_with_ping_healthcheck_and_append_only_volume(compose, 
 
 def test_api_runs_uvicorn_on_8000_from_the_repository_image(services):
     api = services["api"]
-    assert command_text(api) == "uvicorn api.main:app --host 0.0.0.0 --port 8000"
+    assert command_text(api) == "python -m api.serve --host 0.0.0.0 --port 8000"  # uvicorn, KGFORGE_API_WORKERS
     assert 8000 in container_ports(api)
     build = api["build"]
     # Never "..": the context would then include ../shared/data.
