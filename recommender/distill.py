@@ -61,6 +61,7 @@ from kg_builder.errors import InvalidInputError
 from .models.base import ITEM_SEQ, ITEM_SEQ_LEN, TARGET_SEQ, SequentialRecommender
 
 METHODS = ("dllm2rec", "slmrec", "dllm2rec+slmrec")
+PLANS = ("none", "dllm2rec", "slmrec", "kar", "dllm2rec+slmrec", "kar+dllm2rec+slmrec")
 
 
 @dataclass
@@ -68,6 +69,7 @@ class DistillConfig:
     """Weights and sizes of the distillation terms (the defaults are the ones measured)."""
 
     top_k: int = 10
+    rank_form: str = "softmax"
     beta: float = 3.0
     gamma_position: float = 1.0
     gamma_confidence: float = 1.0
@@ -88,6 +90,63 @@ def parse_method(method: str) -> tuple[bool, bool]:
     if not parts or unknown:
         raise InvalidInputError("method", f"unknown distillation method {method!r}; choose one of: {', '.join(METHODS)}")
     return "dllm2rec" in parts, "slmrec" in parts
+
+
+def parse_plan(method: str) -> set[str]:
+    """The parts of a ``kgforge rec distill --method`` value: any of dllm2rec, slmrec, kar (``+`` joins)."""
+    parts = {p.strip().lower() for p in method.split("+") if p.strip()}
+    if parts == {"none"}:
+        return set()
+    unknown = parts - {"dllm2rec", "slmrec", "kar"}
+    if not parts or unknown:
+        raise InvalidInputError("method", f"unknown method {method!r}: dllm2rec, slmrec, kar joined by '+' "
+                                          f"(e.g. {', '.join(PLANS[1:])})")
+    return parts
+
+
+def distill_student(*, data, model: str, teacher: nn.Module | None, method: str, knowledge_blocks=None,
+                    knowledge_spec: str = "none", config: DistillConfig | None = None, seed: int = 0,
+                    **train_kwargs):
+    """Train ``model`` on ``data`` with the parts of ``method`` (see the module docstring).
+
+    ``knowledge_blocks`` are the item knowledge parts (:func:`recommender.knowledge.build_knowledge_blocks`):
+    concatenated as the usual supplement, or, with ``kar``, condensed by the hybrid-expert adapter
+    (one dedicated expert per block) and frozen into a plain student after training.
+    Returns the trainer's :class:`~recommender.train.TrainResult` (its config records the method).
+
+    Raises:
+        InvalidInputError: an unknown method, no teacher for dllm2rec/slmrec, or kar without knowledge.
+    """
+    import numpy as np
+
+    from .train import train_student
+
+    parts = parse_plan(method)
+    blocks = [np.asarray(b, dtype=np.float32) for b in (knowledge_blocks or [])]
+    knowledge = np.concatenate(blocks, axis=1) if blocks else None
+    extra = {}
+    distiller = None
+    if parts & {"dllm2rec", "slmrec"}:
+        if teacher is None:
+            raise InvalidInputError("teacher", f"method {method!r} needs a teacher")
+        hidden = int((train_kwargs.get("model_kwargs") or {}).get("hidden_size", 64))
+        distiller = Distiller(teacher, student_dim=hidden, method="+".join(sorted(parts - {"kar"})), config=config)
+        extra.update(extra_loss=distiller, extra_modules=[distiller])
+    if "kar" in parts:
+        if not blocks:
+            raise InvalidInputError("knowledge", "kar needs knowledge parts to condense (e.g. text+teacher:<name>)")
+        extra["prepare"] = kar_prepare([b.shape[1] for b in blocks])
+    result = train_student(data=data, model=model, knowledge=knowledge, knowledge_spec=knowledge_spec, seed=seed,
+                           **train_kwargs, **extra)
+    if "kar" in parts:
+        result.model = freeze_kar(result.model)
+        result.config["kar"] = {"sources": [b.shape[1] for b in blocks], "frozen_dim": result.model.hidden_size,
+                                "adapter": "2 shared + 1 dedicated expert per source, softmax gate"}
+    result.config["method"] = "+".join(p for p in ("kar", "dllm2rec", "slmrec") if p in parts) or "none"
+    if distiller is not None:
+        result.config["distillation"] = distiller.describe()
+        result.metrics["last_distill_terms"] = {k: round(v, 4) for k, v in distiller.last_terms.items()}
+    return result
 
 
 def importance_weights(ranks: Tensor, teacher_probs: Tensor, consistent: Tensor, config: DistillConfig) -> Tensor:
@@ -142,6 +201,8 @@ class Distiller(nn.Module):
                  config: DistillConfig | None = None):
         super().__init__()
         self.use_dllm2rec, self.use_slmrec = parse_method(method)
+        if config is not None and config.rank_form not in ("softmax", "sigmoid"):
+            raise InvalidInputError("rank_form", f"softmax or sigmoid, got {config.rank_form!r}")
         self.method = method
         self.config = config or DistillConfig()
         object.__setattr__(self, "teacher", teacher)  # not a submodule: never trained, never saved here
@@ -187,7 +248,10 @@ class Distiller(nn.Module):
                 student_top = torch.topk(student_logits.detach(), top.indices.shape[1]).indices
                 consistent = (top.indices.unsqueeze(-1) == student_top.unsqueeze(1)).any(-1)
                 weights = importance_weights(torch.arange(top.indices.shape[1]), probs, consistent, cfg)
-            log_probs = torch.log_softmax(student_logits, -1).gather(1, top.indices)
+            if cfg.rank_form == "sigmoid":  # the paper's pointwise form
+                log_probs = nn.functional.logsigmoid(student_logits.gather(1, top.indices))
+            else:
+                log_probs = torch.log_softmax(student_logits, -1).gather(1, top.indices)
             rank = -(weights * log_probs).sum(-1).mean()
             items = torch.unique(torch.cat([top.indices.flatten(), targets[mask] - 1]))
             student_items = nn.functional.normalize(table[items], dim=-1)
@@ -328,5 +392,5 @@ def budget_note(seconds: float) -> str:
     return f"{math.floor(seconds / 60)} min {seconds % 60:.0f} s"
 
 
-__all__ = ["METHODS", "DistillConfig", "Distiller", "HybridExpertAdapter", "augment_user_vectors", "freeze_kar",
+__all__ = ["METHODS", "PLANS", "DistillConfig", "Distiller", "distill_student", "parse_plan", "HybridExpertAdapter", "augment_user_vectors", "freeze_kar",
            "importance_weights", "kar_prepare", "parse_method", "student_layers"]

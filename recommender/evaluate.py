@@ -71,6 +71,13 @@ logger = logging.getLogger(__name__)
 
 STUDENTS = ("sasrec", "gru4rec")
 KNOWLEDGE = ("none", "text")
+SECTIONS = ("students", "teachers", "distilled")
+TEACHER = "text-teacher"
+TEACHER_SEED = 0
+DISTILL_PLANS = ("dllm2rec", "slmrec", "dllm2rec+slmrec", "kar", "kar+dllm2rec+slmrec")
+DISTILL_KNOWLEDGE = "text"
+GRAPH_SET = "gnn-{dataset}"
+SEED_USERS = 500
 METRICS = tuple(f"{m}@{k}" for k in KS for m in ("ndcg", "hr"))
 PROTOCOL = ("leave-one-out; full ranking over all items, no sampled negatives; history items excluded; "
             "ties count against the target; HR/NDCG@10/20 averaged over users; students: mean (std) over seeds")
@@ -95,7 +102,10 @@ def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid"
                    seeds: Sequence[int] = (0, 1, 2), students: Sequence[str] = STUDENTS,
                    knowledge: Sequence[str] = KNOWLEDGE, train: bool = False, store=None,
                    train_kwargs: dict[str, Any] | None = None, cache_dir: Path | None = None, settings=None,
-                   progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                   progress: Callable[[dict[str, Any]], None] | None = None,
+                   sections: Sequence[str] = ("students",), distill_plans: Sequence[str] = DISTILL_PLANS,
+                   graph: bool = True, train_missing: bool = False, teacher_kwargs: dict[str, Any] | None = None,
+                   seed_users: int = SEED_USERS) -> dict[str, Any]:
     """Every row above; returns ``{"protocol": ..., "rows": [...]}``.
 
     Raises:
@@ -120,13 +130,16 @@ def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid"
     for k in KS:
         pop.update(rank_metrics(popularity, sequences, k=k))
     rows: list[dict[str, Any]] = [{"row": "popularity", **{k: round(pop[k], 4) for k in METRICS}}]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        raise InvalidInputError("sections", f"unknown section(s) {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     matrices: dict[str, Any] = {}
-    for model_name in students:
+    for model_name in (students if "students" in sections else ()):
         for spec in knowledge:
             runs, timings = [], []
             for seed in seeds:
                 name = saved_name(model_name, spec, dataset, seed)
-                if train:
+                if train or (train_missing and not store.versions(name)):
                     if spec not in matrices:
                         matrices[spec] = build_knowledge(spec, data, cache_dir=cache_dir, settings=settings)
                     if progress:
@@ -150,6 +163,12 @@ def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid"
                    "per_seed": [{k: round(v, 4) for k, v in r.items()} for r in runs], "train_metrics": timings}
             logger.info("%s: %s", label, {k: row[k] for k in METRICS})
             rows.append(row)
+    if {"teachers", "distilled"} & set(sections):
+        rows.extend(distillation_rows(
+            data=data, sequences=sequences, dataset=dataset, seeds=seeds, students=students, store=store,
+            train=train, train_missing=train_missing, sections=sections, plans=distill_plans, graph=graph,
+            train_kwargs=train_kwargs, teacher_kwargs=teacher_kwargs, cache_dir=cache_dir, settings=settings,
+            progress=progress, seed_users=seed_users))
     protocol = {"dataset": dataset, "split": split, "users": len(sequences.users), "items": data.n_items,
                 "ranking": PROTOCOL, "seeds": list(seeds), "trained_here": train,
                 "train_data": "train file only; early stopping on a train-only holdout (last train item of 10% of "
@@ -158,4 +177,106 @@ def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid"
     return {"protocol": protocol, "rows": rows}
 
 
-__all__ = ["KNOWLEDGE", "STUDENTS", "evaluate_table", "saved_name"]
+def _row_metrics(model, sequences) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in model_metrics(model, sequences).items()}
+
+
+def load_or_train_teacher(*, data, dataset: str, store, train: bool, train_missing: bool,
+                          teacher_kwargs: dict[str, Any] | None = None, progress=None):
+    """The saved text teacher ``text-teacher-<dataset>-s0`` (trained and saved first when asked)."""
+    from .teachers.text_teacher import train_text_teacher
+
+    name = saved_name(TEACHER, "minilm", dataset, TEACHER_SEED)
+    if train or (train_missing and not store.versions(name)):
+        if progress:
+            progress({"event": "row", "model": name})
+        result = train_text_teacher(data=data, seed=TEACHER_SEED, progress=progress, **dict(teacher_kwargs or {}))
+        meta = store.save(name, result.model, item_ids=data.item_ids, dataset=dataset, knowledge="none",
+                          train_config=result.config, metrics=result.metrics)
+        return result.model, {**result.metrics, "saved": f"{name} v{meta.version}"}, name
+    saved = store.load(name)
+    if saved.item_ids != data.item_ids:
+        raise InvalidInputError("dataset", f"saved teacher {name} was trained on other items than {dataset}")
+    return saved.model, {**saved.meta.metrics, "saved": f"{name} v{saved.meta.version}"}, name
+
+
+def distillation_rows(*, data, sequences, dataset: str, seeds: Sequence[int], students: Sequence[str], store,
+                      train: bool, train_missing: bool, sections: Sequence[str], plans: Sequence[str], graph: bool,
+                      train_kwargs, teacher_kwargs, cache_dir, settings, progress, seed_users: int
+                      ) -> list[dict[str, Any]]:
+    """The teacher rows (text teacher, LLM teacher, seed-user knowledge) and the distilled students
+    (each plan of ``plans``, without and with the graph's embedding set when it is saved)."""
+    from . import teachers  # noqa: F401  (registers text-teacher)
+    from .distill import distill_student, parse_plan
+    from .knowledge import build_knowledge_blocks
+    from .teachers.seed_users import evaluate_seed_users
+
+    rows: list[dict[str, Any]] = []
+    teacher, teacher_metrics, teacher_name = load_or_train_teacher(
+        data=data, dataset=dataset, store=store, train=train, train_missing=train_missing,
+        teacher_kwargs=teacher_kwargs, progress=progress)
+    if "teachers" in sections:
+        rows.append({"row": "text teacher (MiniLM fine-tuned, text only)", "model": TEACHER,
+                     **_row_metrics(teacher, sequences), "runs": 1, "seeds": [TEACHER_SEED],
+                     "train_metrics": [teacher_metrics]})
+        rows.append({"row": "LLM teacher (rationales)", "model": "llm-teacher", "status": "not run",
+                     "note": "no LLM runs on this machine; tested against the OpenAI-compatible test double only. "
+                             "The text teacher stands in for it (DESIGN 4.7)."})
+        n_seeds = min(seed_users, len(sequences.users))
+        report = evaluate_seed_users(teacher, sequences, n_seeds=n_seeds)
+        rows.append({"row": f"text teacher, seed-user knowledge ({report['seeds']} seeds of {report['users']} users)",
+                     "model": TEACHER + "+seed-users", **report["seed_propagated"], "runs": 1,
+                     "seed_users": report})
+    if "distilled" not in sections:
+        return rows
+    graph_set = GRAPH_SET.format(dataset=dataset)
+    variants = [(DISTILL_KNOWLEDGE, False)]
+    if graph:
+        variants.append((f"{DISTILL_KNOWLEDGE}+graph:{graph_set}", True))
+    for model_name in students:
+        for plan in plans:
+            parts = parse_plan(plan)
+            for spec, with_graph in variants:
+                full_spec = f"{spec}+teacher:{teacher_name}" if "kar" in parts else spec
+                label = f"{model_name} + {plan}" + (" + graph" if with_graph else "")
+                runs, timings = [], []
+                try:
+                    for seed in seeds:
+                        name = saved_name(f"{model_name}-{plan.replace('+', '_')}", full_spec, dataset, seed)
+                        if train or (train_missing and not store.versions(name)):
+                            blocks = build_knowledge_blocks(full_spec, data, cache_dir=cache_dir, settings=settings)
+                            if progress:
+                                progress({"event": "row", "model": name})
+                            result = distill_student(data=data, model=model_name, teacher=teacher, method=plan,
+                                                     knowledge_blocks=blocks, knowledge_spec=full_spec, seed=seed,
+                                                     progress=progress, **dict(train_kwargs or {}))
+                            stored_spec = f"kar({full_spec})" if "kar" in parts else full_spec
+                            meta = store.save(name, result.model, item_ids=data.item_ids, dataset=dataset,
+                                              knowledge=stored_spec, train_config=result.config,
+                                              metrics=result.metrics)
+                            student, metrics = result.model, {**result.metrics, "saved": f"{name} v{meta.version}"}
+                        else:
+                            saved = store.load(name)
+                            student, metrics = saved.model, {**saved.meta.metrics,
+                                                             "saved": f"{name} v{saved.meta.version}"}
+                        runs.append(model_metrics(student, sequences))
+                        timings.append(metrics)
+                except Exception as e:  # noqa: BLE001 - only the missing graph set is turned into a row
+                    from gnn.store import EmbeddingSetNotFoundError
+
+                    if with_graph and isinstance(e, EmbeddingSetNotFoundError):
+                        rows.append({"row": label, "model": model_name, "method": plan, "knowledge": full_spec,
+                                     "status": "not run", "note": f"no embedding set {graph_set!r}: run "
+                                     f"`kgforge embed finetune` for {dataset} first"})
+                        continue
+                    raise
+                row = {"row": label, "model": model_name, "method": plan, "knowledge": full_spec, "teacher": teacher_name,
+                       **summarise(runs), "per_seed": [{k: round(v, 4) for k, v in r.items()} for r in runs],
+                       "train_metrics": timings}
+                logger.info("%s: %s", label, {k: row[k] for k in METRICS})
+                rows.append(row)
+    return rows
+
+
+__all__ = ["DISTILL_PLANS", "KNOWLEDGE", "SECTIONS", "STUDENTS", "distillation_rows", "evaluate_table",
+           "load_or_train_teacher", "saved_name"]

@@ -10,6 +10,12 @@ A *knowledge spec* names the parts, joined by ``+``:
 * ``graph:<set>`` or ``graph:<set>@<version>``: an embedding set saved by ``kgforge embed
   finetune`` (:mod:`gnn.store`), rows looked up by the items' graph keys
   (:class:`kg_builder.ingest.DatasetKeys`); an item the set lacks is an error naming it.
+* ``teacher:<name>`` or ``teacher:<name>@<version>``: a saved teacher's semantic item embeddings
+  (:class:`recommender.teachers.text_teacher.TextTeacher`, 384 dims: the fine-tuned MiniLM item
+  side), the knowledge REKI/KAR condenses beside the title and graph vectors.
+
+:func:`build_knowledge_blocks` returns the parts separately (REKI/KAR's hybrid-expert adapter has
+one dedicated expert group per part); :func:`build_knowledge` concatenates them.
 
 Each part is L2-normalised per row before concatenation, so no part dominates by scale; the
 student's learned projection decides how much each contributes.
@@ -34,18 +40,27 @@ def parse_spec(spec: str | None) -> list[str]:
         return []
     parts = [p.strip() for p in spec.split("+") if p.strip()]
     for part in parts:
-        if part not in ("text", "text-whitened") and not (part.startswith("graph:") and len(part) > 6):
+        if part not in ("text", "text-whitened") and not (part.startswith("graph:") and len(part) > 6) \
+                and not (part.startswith("teacher:") and len(part) > 8):
             raise InvalidInputError("knowledge", f"unknown knowledge part {part!r}: use none, text, text-whitened, "
-                                                 "graph:<embedding set>[@version], joined by '+'")
+                                                 "graph:<embedding set>[@version], teacher:<saved teacher>[@version], "
+                                                 "joined by '+'")
     return parts
 
 
 def build_knowledge(spec: str | None, data: RecData, *, cache_dir: Path | None = None,
                     settings=None) -> np.ndarray | None:
     """The knowledge matrix of ``spec`` for ``data``'s items, or None for ID-only."""
-    parts = parse_spec(spec)
-    if not parts:
+    blocks = build_knowledge_blocks(spec, data, cache_dir=cache_dir, settings=settings)
+    if not blocks:
         return None
+    return np.concatenate(blocks, axis=1).astype(np.float32)
+
+
+def build_knowledge_blocks(spec: str | None, data: RecData, *, cache_dir: Path | None = None,
+                           settings=None) -> list[np.ndarray]:
+    """Each part of ``spec`` as its own L2-normalised ``[n_items, k_part]`` block (empty for none)."""
+    parts = parse_spec(spec)
     blocks = []
     for part in parts:
         if part in ("text", "text-whitened"):
@@ -56,9 +71,29 @@ def build_knowledge(spec: str | None, data: RecData, *, cache_dir: Path | None =
                 raise InvalidInputError("knowledge", f"text-whitened needs more than {whitening} items, the dataset "
                                                      f"has {data.n_items}; use text")
             blocks.append(text_features(data.dataset, cache_dir=cache_dir or default_cache_dir(), whitening=whitening))
+        elif part.startswith("teacher:"):
+            blocks.append(teacher_knowledge(part[len("teacher:"):], data, settings=settings))
         else:
             blocks.append(graph_knowledge(part[len("graph:"):], data, settings=settings))
-    return np.concatenate([_normalise(b) for b in blocks], axis=1).astype(np.float32)
+    return [_normalise(b) for b in blocks]
+
+
+def teacher_knowledge(reference: str, data: RecData, *, settings=None) -> np.ndarray:
+    """A saved teacher's semantic item embeddings (``name`` or ``name@version``) in item-index order."""
+    from kg_builder.settings import get_settings
+
+    from . import teachers  # noqa: F401  (registers the teacher class)
+    from .store import RecommenderStore
+
+    name, _, version = reference.partition("@")
+    if version and not version.isdigit():
+        raise InvalidInputError("knowledge", f"teacher version must be a number: {reference!r}")
+    saved = RecommenderStore(settings or get_settings()).load(name, int(version) if version else None)
+    if not hasattr(saved.model, "item_vectors"):
+        raise InvalidInputError("knowledge", f"{name} is a {saved.meta.model}, not a teacher with item embeddings")
+    if saved.item_ids != data.item_ids:
+        raise InvalidInputError("knowledge", f"teacher {name} was trained on other items than {data.dataset.name}")
+    return saved.model.item_embeddings().detach().numpy().astype(np.float32)
 
 
 def graph_knowledge(reference: str, data: RecData, *, settings=None) -> np.ndarray:
@@ -80,4 +115,4 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
-__all__ = ["build_knowledge", "graph_knowledge", "parse_spec"]
+__all__ = ["build_knowledge", "build_knowledge_blocks", "graph_knowledge", "parse_spec", "teacher_knowledge"]

@@ -22,7 +22,8 @@ from kgforge.cli.common import (
     resolve_data_dir,
 )
 
-app = typer.Typer(help="Sequential recommenders (SASRec, GRU4Rec): train, eval, recommend.", no_args_is_help=True)
+app = typer.Typer(help="Sequential recommenders (SASRec, GRU4Rec), the text teacher and distillation: train, teacher, "
+                       "distill, eval, recommend.", no_args_is_help=True)
 
 
 class _Bars:
@@ -71,14 +72,26 @@ def eval_command(
     dataset: str = typer.Option("amazon18_scientific", "--dataset"),
     split: str = typer.Option("valid", "--split", help="valid, or test where the held-out file is on disk."),
     seeds: str = typer.Option("0,1,2", "--seeds", help="Seeds of the student rows (mean and std)."),
-    train: bool = typer.Option(False, "--train", help="Train (and save) every student the rows need first; "
+    train: bool = typer.Option(False, "--train", help="Train (and save) every model the rows need first; "
                                                       "otherwise the saved ones are loaded."),
+    train_missing: bool = typer.Option(False, "--train-missing", help="Train only the models not saved yet."),
+    sections: str = typer.Option("students", "--sections",
+                                 help="Row groups: students, teachers, distilled (comma-separated; the whole table: all three)."),
+    students: str = typer.Option("sasrec,gru4rec", "--students", help="Students of the student and distilled rows."),
+    methods: str = typer.Option(",".join(("dllm2rec", "slmrec", "dllm2rec+slmrec", "kar", "kar+dllm2rec+slmrec")),
+                                "--methods", help="Distillation plans of the distilled rows (comma-separated)."),
+    graph: bool = typer.Option(True, "--graph/--no-graph", help="Also the distilled rows with the graph's "
+                                                                "embedding set gnn-<dataset> (when saved)."),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Most epochs per student (default: recommender.train)."),
+    teacher_minutes: float = typer.Option(12.0, "--teacher-minutes", min=0.5,
+                                          help="Wall-clock budget of the text teacher's fine-tuning."),
     data_dir: Path | None = DataDirOption,
     json_out: bool = JsonOption,
 ) -> None:
-    """The table: popularity, SASRec and GRU4Rec with and without text knowledge (leave-one-out, full
-    ranking over all items, history excluded; recommender/evaluate.py states the protocol)."""
+    """The table: popularity; SASRec and GRU4Rec with and without text knowledge; the teachers (text
+    teacher, LLM teacher, seed-user knowledge); each student distilled with DLLM2Rec, SLMRec, both,
+    REKI/KAR, with and without the graph's knowledge (leave-one-out, full ranking over all items,
+    history excluded; recommender/evaluate.py states the protocol)."""
     from recommender.evaluate import evaluate_table
     from recommender.store import RecommenderStore
 
@@ -88,7 +101,10 @@ def eval_command(
     with _progress() as bars:
         result = evaluate_table(dataset=dataset, split=split, data_dir=root, seeds=_seeds(seeds), train=train,
                                 store=RecommenderStore(settings), train_kwargs=kwargs, progress=_Bars(bars),
-                                cache_dir=settings.home / "cache" / "title-embeddings", settings=settings)
+                                cache_dir=settings.home / "cache" / "title-embeddings", settings=settings,
+                                sections=_names(sections), students=_names(students), distill_plans=_names(methods),
+                                graph=graph, train_missing=train_missing,
+                                teacher_kwargs={"max_minutes": teacher_minutes})
     if json_out:
         print_json(result)
         return
@@ -100,9 +116,103 @@ def eval_command(
     console.print(table)
 
 
+def _names(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
 def _cell(row: dict, metric: str) -> str:
     value, std = row.get(metric), row.get(f"{metric}_std")
+    if value is None:
+        return row.get("status", "-")
     return f"{value:.4f}" + (f" ({std:.4f})" if isinstance(std, (int, float)) else "")
+
+
+@app.command("teacher")
+@handle_errors
+def teacher_command(
+    dataset: str = typer.Option("amazon18_scientific", "--dataset"),
+    max_minutes: float = typer.Option(12.0, "--max-minutes", min=0.5, help="Wall-clock budget of the fine-tuning."),
+    epochs: int = typer.Option(4, "--epochs", min=1),
+    user_fraction: float = typer.Option(1.0, "--user-fraction", min=0.01, max=1.0,
+                                        help="Share of the training users the teacher sees."),
+    name: str | None = typer.Option(None, "--name", help="Store name (default text-teacher-minilm-<dataset>-s0)."),
+    data_dir: Path | None = DataDirOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Fine-tune the language-model teacher (MiniLM item text + a Transformer over the history) and save it."""
+    from recommender.data import load_rec_data
+    from recommender.evaluate import TEACHER, TEACHER_SEED, saved_name
+    from recommender.store import RecommenderStore
+    from recommender.teachers.text_teacher import train_text_teacher
+
+    settings = load_settings()
+    data = load_rec_data(dataset, resolve_data_dir(settings, data_dir))
+    name = name or saved_name(TEACHER, "minilm", dataset, TEACHER_SEED)
+    with _progress() as bars:
+        progress = _Bars(bars)
+        progress({"event": "row", "model": name})
+        result = train_text_teacher(data=data, seed=TEACHER_SEED, max_minutes=max_minutes, epochs=epochs,
+                                    user_fraction=user_fraction, progress=progress)
+    meta = RecommenderStore(settings).save(name, result.model, item_ids=data.item_ids, dataset=dataset,
+                                           train_config=result.config, metrics=result.metrics)
+    if json_out:
+        print_json({"name": name, "version": meta.version, **result.metrics})
+        return
+    console.print(f"trained the text teacher on {dataset}: {result.metrics}; saved {name} v{meta.version}")
+
+
+@app.command("distill")
+@handle_errors
+def distill_command(
+    dataset: str = typer.Option("amazon18_scientific", "--dataset"),
+    model: str = typer.Option("sasrec", "--model", help="A registered student: sasrec, gru4rec."),
+    method: str = typer.Option("dllm2rec+slmrec", "--method",
+                               help="dllm2rec, slmrec, kar, joined by '+' (e.g. kar+dllm2rec+slmrec)."),
+    teacher: str | None = typer.Option(None, "--teacher", help="A saved teacher (default text-teacher-minilm-<dataset>-s0)."),
+    knowledge: str = typer.Option("text", "--knowledge", help="The student's item knowledge (kar condenses its parts; "
+                                                              "add teacher:<name> and graph:<set>)."),
+    seed: int = typer.Option(0, "--seed"),
+    epochs: int = typer.Option(None, "--epochs", min=1),
+    name: str | None = typer.Option(None, "--name", help="Store name (default <model>-<method>-<knowledge>-<dataset>-s<seed>)."),
+    data_dir: Path | None = DataDirOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Train a student distilled from a saved teacher (DLLM2Rec, SLMRec) and/or with the REKI/KAR
+    adapter, and save it as a plain student (serving costs what the plain student costs)."""
+    import recommender.teachers  # noqa: F401  (registers the teacher)
+    from recommender.data import load_rec_data
+    from recommender.distill import distill_student, parse_plan
+    from recommender.evaluate import TEACHER, TEACHER_SEED, saved_name
+    from recommender.knowledge import build_knowledge_blocks
+    from recommender.models import get
+    from recommender.store import RecommenderStore
+
+    get(model)
+    parts = parse_plan(method)
+    settings = load_settings()
+    store = RecommenderStore(settings)
+    data = load_rec_data(dataset, resolve_data_dir(settings, data_dir))
+    teacher_model = None
+    if parts & {"dllm2rec", "slmrec"}:
+        saved = store.load(teacher or saved_name(TEACHER, "minilm", dataset, TEACHER_SEED))
+        teacher_model = saved.model
+    with err_console.status(f"knowledge {knowledge} ..."):
+        blocks = build_knowledge_blocks(knowledge, data, cache_dir=settings.home / "cache" / "title-embeddings",
+                                        settings=settings)
+    name = name or saved_name(f"{model}-{method.replace('+', '_')}", knowledge, dataset, seed)
+    kwargs = {"epochs": epochs} if epochs else {}
+    with _progress() as bars:
+        progress = _Bars(bars)
+        progress({"event": "row", "model": name})
+        result = distill_student(data=data, model=model, teacher=teacher_model, method=method, knowledge_blocks=blocks,
+                                 knowledge_spec=knowledge, seed=seed, progress=progress, **kwargs)
+    stored = f"kar({knowledge})" if "kar" in parts else knowledge
+    meta = store.save(name, result.model, item_ids=data.item_ids, dataset=dataset, knowledge=stored,
+                      train_config=result.config, metrics=result.metrics)
+    if json_out:
+        print_json({"name": name, "version": meta.version, **result.metrics})
+        return
+    console.print(f"distilled {model} ({method}) on {dataset}: {result.metrics}; saved {name} v{meta.version}")
 
 
 @app.command("train")

@@ -7,11 +7,13 @@ What it is (a UniSRec-style text recommender, larger and slower than the student
   cut at ``item_tokens`` (32) MiniLM tokens. The item vector is MiniLM's mean-pooled output,
   **fine-tuned**: the top ``trainable_layers`` (1) of MiniLM's 6 Transformer layers train on the
   next-item task; the frozen lower layers' token states are computed once and cached, so a training
-  step runs only the top layer(s) for the batch's items. A linear map 384 -> 384 follows.
+  step runs only the top layer(s) for the batch's items. A linear map 384 -> 384 follows, started
+  as BERT-whitening of the items' pooled vectors (raw MiniLM vectors of one shop's titles are all
+  alike; whitened ones rank far better) and trained.
 * **User side = the history's text**, read as the sequence of its items' text vectors (newest
   last, at most ``max_len`` 50, as the students) by a 2-layer causal Transformer (width 384, 4 heads, learned
-  positions) added to a recency-weighted mean of the history's vectors (:class:`UserTower`: untrained,
-  it is the plain text-similarity recommender); the user state is its output at the last position. Score = cosine(user, item) / 0.07.
+  positions) added to a recency-weighted sum of the history's vectors (:class:`UserTower`: the plain
+  text-similarity recommender it corrects); the user state is its output at the last position. Score = cosine(user, item) / 0.07.
 * **Training**: the students' data and holdout (:mod:`recommender.data`: every position of every
   train sequence, early stopping on the train-only holdout, ``valid`` never seen); full softmax over
   **all** items, where the batch's items carry gradients and every other item uses its vector from
@@ -82,9 +84,10 @@ class UserTower(nn.Module):
     """Causal Transformer over a history's item text vectors (the teacher's user side).
 
     The output at position ``t`` is ``prior_t + out(Transformer(x)_t)`` where ``prior_t`` is the
-    recency-weighted mean of the item vectors up to ``t`` (weights ``decay ** age``, decay 0.8) and
-    ``out`` starts at zero: an untrained tower is the plain text-similarity recommender (the history's
-    text against each item's text), and training learns what to add to it."""
+    recency-weighted sum of the item vectors up to ``t`` (weights ``decay ** age``, decay 0.8): the
+    plain text-similarity recommender (the history's text against each item's text), which the
+    Transformer corrects. (``out`` starting at zero, so that the untrained tower is exactly that
+    recommender, learnt too slowly for the CPU budget.)"""
 
     def __init__(self, dim: int = DIM, *, n_layers: int = 2, n_heads: int = 4, max_len: int = 20,
                  dropout: float = 0.1, decay: float = 0.8):
@@ -98,8 +101,6 @@ class UserTower(nn.Module):
                                            batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.out = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim))
-        nn.init.zeros_(self.out[1].weight)
-        nn.init.zeros_(self.out[1].bias)
 
     def forward(self, item_vectors: Tensor) -> Tensor:
         """``[B, L, d]`` (right-padded) -> ``[B, L, d]`` (position t sees items <= t)."""
@@ -215,7 +216,7 @@ class ItemTextTower(nn.Module):
     """
 
     def __init__(self, texts: list[str], *, encoder=None, item_tokens: int = 32, trainable_layers: int = 1,
-                 batch_size: int = 64, progress: Callable[[int], None] | None = None):
+                 batch_size: int = 64, whiten: bool = True, progress: Callable[[int], None] | None = None):
         super().__init__()
         from kg_builder.models.encoder import TextEncoder
 
@@ -246,9 +247,37 @@ class ItemTextTower(nn.Module):
                     progress(len(chunk))
         self.register_buffer("states", torch.cat(states), persistent=False)
         self.register_buffer("mask", torch.cat(masks), persistent=False)
+        if whiten:
+            self._init_whitening()
+
+    @torch.no_grad()
+    def _init_whitening(self, dims: int = 256, eps: float = 1e-6) -> None:
+        """Start ``project`` as BERT-whitening of the pooled item vectors (mean removed, the top
+        ``dims`` (256) principal directions scaled to unit variance, the other outputs zero): MiniLM's raw vectors of one shop's titles are all alike (anisotropic), and the
+        whitened ones rank far better (the ``text-whitened`` knowledge of issue 10)."""
+        was = self.training
+        self.eval()
+        pooled = []
+        for start in range(0, self.states.shape[0], 256):
+            rows = torch.arange(start, min(start + 256, self.states.shape[0]))
+            pooled.append(self._pooled(rows))
+        self.train(was)
+        x = torch.cat(pooled).double()
+        mean = x.mean(0)
+        cov = torch.cov((x - mean).T)
+        values, vectors = torch.linalg.eigh(cov)  # ascending
+        keep = min(dims, x.shape[0] - 1, x.shape[1])
+        values, vectors = values[-keep:], vectors[:, -keep:]
+        w = torch.zeros(x.shape[1], x.shape[1], dtype=x.dtype)
+        w[:, :keep] = vectors @ torch.diag(1.0 / torch.sqrt(values.clamp(min=0) + eps))  # x -> (x - mean) @ w
+        self.project.weight.copy_(w.T.float())
+        self.project.bias.copy_((-mean @ w).float())
 
     def forward(self, rows: Tensor) -> Tensor:
         """``[R]`` item indices -> ``[R, 384]`` L2-normalised text vectors (with gradients)."""
+        return nn.functional.normalize(self.project(self._pooled(rows)), dim=-1)
+
+    def _pooled(self, rows: Tensor) -> Tensor:
         hidden = self.states[rows].float()
         mask = self.mask[rows]
         additive = torch.zeros(mask.shape, dtype=hidden.dtype).masked_fill(~mask, torch.finfo(hidden.dtype).min)
@@ -257,8 +286,7 @@ class ItemTextTower(nn.Module):
             out = layer(hidden, attention_mask=additive)
             hidden = out[0] if isinstance(out, tuple) else out
         weights = mask.unsqueeze(-1).float()
-        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        return nn.functional.normalize(self.project(pooled), dim=-1)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
     @torch.no_grad()
     def table(self, batch_size: int = 256) -> Tensor:
@@ -281,7 +309,7 @@ class TeacherResult:
 
 def train_text_teacher(*, data: RecData, seed: int = 0, epochs: int = 4, max_minutes: float | None = 12.0,
                        user_fraction: float = 1.0, batch_size: int = 128, lr: float = 3e-3, encoder_lr: float = 1e-4,
-                       max_len: int = 50, item_tokens: int = 32, trainable_layers: int = 1, grad_items: int | None = 128, patience: int = 2,
+                       max_len: int = 50, item_tokens: int = 32, trainable_layers: int = 1, grad_items: int | None = 128, whiten: bool = True, patience: int = 2,
                        holdout_fraction: float = 0.1, encoder=None, threads: int | None = 1,
                        progress: Callable[[dict[str, Any]], None] | None = None) -> TeacherResult:
     """Fine-tune the teacher on ``data.train`` (see the module docstring for every choice).
@@ -311,7 +339,8 @@ def train_text_teacher(*, data: RecData, seed: int = 0, epochs: int = 4, max_min
 
             encoder = TextEncoder()
         minilm_parameters = sum(p.numel() for p in encoder.model.parameters())
-        tower = ItemTextTower(texts, encoder=encoder, item_tokens=item_tokens, trainable_layers=trainable_layers)
+        tower = ItemTextTower(texts, encoder=encoder, item_tokens=item_tokens, trainable_layers=trainable_layers,
+                              whiten=whiten)
         cache_seconds = round(time.monotonic() - started, 1)
         teacher = TextTeacher(data.n_items, max_len=max_len)
         split = holdout_split(data.train, fraction=holdout_fraction, seed=seed)
@@ -392,7 +421,7 @@ def train_text_teacher(*, data: RecData, seed: int = 0, epochs: int = 4, max_min
         config = {"model": TEACHER_NAME, "model_config": teacher.config(), "seed": seed, "epochs": epochs,
                   "max_minutes": max_minutes, "user_fraction": user_fraction, "batch_size": batch_size, "lr": lr,
                   "encoder_lr": encoder_lr, "item_tokens": item_tokens, "trainable_layers": trainable_layers,
-                  "grad_items": grad_items,
+                  "grad_items": grad_items, "whiten": whiten,
                   "patience": patience, "holdout_fraction": holdout_fraction, "dataset": data.dataset.name,
                   "item_text": "normalised title + leaf category", "loss": "CE over all items, every position"}
         metrics = {"epochs_run": epoch, "best_epoch": best_epoch, "stopped": stopped,
