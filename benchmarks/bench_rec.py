@@ -7,10 +7,15 @@ and runs this file with its arguments). What it does, in one run:
    a temporary folder that links ``Scientific.train.inter`` and ``Scientific.valid.inter`` from
    ``--data-dir`` (the atomic files are already RecBole's format: ``user_id``, ``item_id_list``,
    ``item_id``; the train file is RecBole's augmented prefix rows) and uses the valid file as the
-   test file too (the test split is held out here); RecBole's ``SASRec.yaml`` defaults (2 layers,
-   2 heads, hidden 64, dropout 0.5, CE loss over all items, Adam lr 0.001, batches of 2048 rows),
+   test file too (the test split is held out here); RecBole's ``SASRec.yaml`` model (2 layers,
+   2 heads, hidden 64, inner 256, dropout 0.5, max 50 items, CE loss over all items, Adam),
    **a fixed number of epochs** (``--epochs``, no early stopping, ``valid`` evaluated once, at the
-   end, so nothing is chosen on it), one torch thread, seed ``--seed``;
+   end, so nothing is chosen on it), one torch thread, seed ``--seed``. The training recipe is
+   **not** RecBole's default (lr 0.001, 2048-row batches): RecBole pads every row to 50 items and an
+   epoch took 97-171 s on one thread here, so its default recipe (tens of epochs) would take hours;
+   the defaults below (lr 0.003, 256-row batches, 5 epochs: 665 steps, ~8 min) are kgforge's
+   learning rate with a batch size that converges in that budget (``--lr``/``--batch-size``/
+   ``--epochs`` restore RecBole's: ``--lr 0.001 --batch-size 2048``);
 2. evaluates that model on ``valid`` (full ranking over all items, HR@10/20 and NDCG@10/20) twice:
    **RecBole's own evaluator** (``Trainer.evaluate``: for sequential models RecBole does *not* mask
    the user's history items: ``FullSortEvalDataLoader`` gives them no ``history_index``), and
@@ -28,7 +33,8 @@ and runs this file with its arguments). What it does, in one run:
    ``ent_emb`` rows are the exported vectors of the right entities;
 5. prints one table and saves ``benchmarks/results/rec_recbole.json``.
 
-Run: ``benchmarks/rec_env.sh --epochs 20`` (~10-15 min on one thread).
+Run: ``benchmarks/rec_env.sh --kgforge-recbole-settings`` (~10 min on one thread, plus building
+the environment the first time).
 """
 
 from __future__ import annotations
@@ -280,9 +286,9 @@ def kg_check(tmp: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("KGFORGE_DATA_DIR", ROOT.parent / "shared" / "data")))
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--lr", type=float, default=0.001, help="RecBole's default")
-    parser.add_argument("--batch-size", type=int, default=2048, help="RecBole's default")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--lr", type=float, default=0.003, help="RecBole's default: 0.001")
+    parser.add_argument("--batch-size", type=int, default=256, help="RecBole's default: 2048")
     parser.add_argument("--seed", type=int, default=2020, help="RecBole's default seed")
     parser.add_argument("--skip-recbole", action="store_true")
     parser.add_argument("--skip-kgforge", action="store_true")

@@ -5,10 +5,11 @@
 # benchmarks/.venv-rec (git-ignored), never in the project's .venv. Arguments go to
 # benchmarks/bench_rec.py:
 #
-#     benchmarks/rec_env.sh --epochs 10
+#     benchmarks/rec_env.sh --kgforge-recbole-settings
 #
 # The environment is built once (torch CPU, RecBole 1.2.1 with the pins below, kgforge in editable
-# mode) and reused afterwards. ENV_ONLY=1 builds it without running the benchmark.
+# mode) and reused afterwards. ENV_ONLY=1 builds it without running the benchmark. RecBole's KGAT
+# also needs dgl, which has no release for torch 2.13: it is not installed (bench_rec.py reports it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
