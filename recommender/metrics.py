@@ -4,7 +4,7 @@ user query, so it cannot score a sequential model; ``tests/recommender/test_metr
 both agree on an embedding scorer):
 
 * every item is ranked (no sampled negatives); the user's history items are excluded (score
-  ``-inf``, RecBole's full-sort convention); a target inside the history is a miss;
+  ``-inf``, as RecBole does for general models; RecBole's sequential evaluator keeps them, see benchmarks/bench_rec.py); a target inside the history is a miss;
 * ties count against the target (rank = number of other items scoring at least as high);
 * HR@k and NDCG@k (one relevant item: ``1 / log2(rank + 2)``) averaged over users.
 """

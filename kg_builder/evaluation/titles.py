@@ -227,7 +227,7 @@ def evaluate_titles(dataset: Dataset, split: str, *, encode: Callable[[list[str]
         "user_embedding": f"weighted mean of the last {HISTORY_WINDOW} history items, weight "
                           f"{DECAY}**(distance from the end)",
         "score": "dot product with every item embedding (full ranking, no sampled negatives)",
-        "history_items": "excluded from the ranking (RecBole full-sort convention); *_keep_history: not excluded",
+        "history_items": "excluded from the ranking (RecBole's sequential evaluator keeps them); *_keep_history: not excluded",
         "ties": "count against the target",
         "whitening": f"BERT-whitening to {whitening_dims} dims fitted on the item embeddings only",
         "encoder": model,

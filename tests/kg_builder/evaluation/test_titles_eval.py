@@ -42,7 +42,7 @@ def test_rank_metrics_on_hand_made_embeddings():
     E = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=np.float32)
     got = rank_metrics(E, seqs, k=1)
     # u1: history 0 excluded, target 1 ranks first; u2: target 3 first; u3: target 0 is a history
-    # item, so excluded = a miss (the RecBole convention)
+    # item, so excluded = a miss (this protocol)
     assert got == {"ndcg@1": pytest.approx(2 / 3), "hr@1": pytest.approx(2 / 3)}
     kept = rank_metrics(E, seqs, k=10, exclude_history=False)
     # u1: item 0 (score 1) beats the target (0.9): rank 1 -> 1/log2(3); u2 the same; u3: query =
