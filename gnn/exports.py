@@ -12,7 +12,10 @@
 
 RecBole format (checked against the documentation of **RecBole 1.2.1**,
 ``docs/source/user_guide/data/atomic_files.rst`` "Additional Atomic Files", and the GRU4RecKG
-model page; not run against RecBole itself here, which is not a kgforge dependency):
+model page; **loaded by RecBole 1.2.1's CKE and KGCN** in the benchmark environment
+``benchmarks/.venv-rec`` (``benchmarks/rec_env.sh``): a small exported set plus a tiny ``.inter`` and
+``.kg``, all 49 preloaded vectors equal to the exported ones, one training batch with a finite loss;
+KGAT could not be tried, it needs ``dgl``, which has no release for torch 2.13):
 
 - Atomic files are tab-separated with one header row of ``name:type`` fields; ``float_seq``
   values are separated by single spaces (RecBole's default ``seq_separator``).
