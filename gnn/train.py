@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import logging
-import resource
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +51,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from kg_builder.errors import InvalidInputError, KGForgeError
+from kg_builder.errors import InvalidInputError, TrainingDivergedError
+from kg_builder.training.result import peak_rss_mib
 
 from .models import GraphEncoder, build_model
 from .sampling import LinkBatchSampler, full_batch
@@ -60,10 +60,6 @@ from .sampling import LinkBatchSampler, full_batch
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[dict[str, Any]], None]
-
-
-class TrainingDivergedError(KGForgeError):
-    """The loss became NaN or infinite; nothing was saved. Lower the learning rate and retry."""
 
 
 @dataclass
@@ -81,10 +77,6 @@ class TrainResult:
         (folder / "training.json").write_text(json.dumps(
             {"config": self.config, "metrics": self.metrics, "history": self.history}, indent=2, default=str))
         return folder
-
-
-def peak_rss_mib() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
 def bpr(pos: Tensor, neg: Tensor) -> Tensor:

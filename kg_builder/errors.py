@@ -36,3 +36,10 @@ class RetryableError(KGForgeError):
 
 class DatabaseUnavailableError(RetryableError):
     """The graph database cannot be reached (not started, restarting, network)."""
+
+
+class TrainingDivergedError(KGForgeError):
+    """A training loss became NaN or infinite; nothing was saved. Lower the learning rate and retry.
+
+    Raised by every trainer that has this guard (``gnn.train``, ``recommender.train`` and its
+    teachers), so a caller (the CLI, a training job) handles one type."""

@@ -37,7 +37,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import resource
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +46,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from kg_builder.errors import InvalidInputError, KGForgeError
+from kg_builder.errors import InvalidInputError, TrainingDivergedError
+from kg_builder.training.result import peak_rss_mib
 
 from .data import (
     DEFAULT_MAX_LEN,
@@ -72,10 +72,6 @@ DEFAULT_PATIENCE = 3
 ExtraLoss = Callable[[SequentialRecommender, dict[str, Tensor], Tensor], Tensor]
 
 
-class TrainingDivergedError(KGForgeError):
-    """The loss became NaN or infinite; nothing was saved. Lower the learning rate and retry."""
-
-
 @dataclass
 class TrainResult:
     """A trained student with what made it."""
@@ -84,10 +80,6 @@ class TrainResult:
     config: dict[str, Any]
     metrics: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def peak_rss_mib() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
 def train_student(*, data: RecData, model: str = "sasrec", knowledge: np.ndarray | None = None,

@@ -38,3 +38,11 @@ class ModelTrainResult:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.as_dict(), indent=2, default=str))
         return path
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB (``resource.getrusage``): the whole
+    process, data and models included, not one training run alone."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
