@@ -38,40 +38,62 @@ log = logging.getLogger(__name__)
 _settings = get_settings()
 
 
-class JobTask(Task):
+class _RecordingTask(Task):
+    """Mirrors a task's retries and failures into the store of what it runs (first argument: its
+    id): ``note_retry(id, message)`` and ``fail(id, message)``. Subclasses name the thing and the
+    advice their messages give."""
+
+    noun = "job"
+    id_kwarg = "job_id"
+    resubmit_advice = "Submit it again once the service is back."
+    time_limit_advice = "raise the limit"
+    failure_subject = "the task"
+
+    def _store(self) -> Any:
+        raise NotImplementedError
+
+    def on_retry(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
+        target = args[0] if args else kwargs.get(self.id_kwarg)
+        message = f"retry {self.request.retries + 1} of {self.max_retries} after a transient error: {exc}"
+        log.warning("%s %s: %s", self.noun, target, message)
+        try:
+            self._store().note_retry(target, message)
+        except Exception:  # the store itself may be what is unavailable; the retry still happens
+            log.exception("%s %s: could not record the retry", self.noun, target)
+
+    def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
+        target = args[0] if args else kwargs.get(self.id_kwarg)
+        if isinstance(exc, RetryableError):
+            message = (f"gave up after {self.request.retries} retries; the last transient error was: {exc}. "
+                       f"{self.resubmit_advice}")
+        elif isinstance(exc, TimeLimitExceeded):
+            message = (f"the {self.noun}'s worker process was killed at the hard time limit "
+                       f"(KGFORGE_TASK_TIME_LIMIT={get_settings().task_time_limit} s); {self.time_limit_advice}")
+        else:
+            message = f"{self.failure_subject} failed ({type(exc).__name__}): {exc}"
+        log.error("%s %s: %s", self.noun, target, message)
+        try:
+            self._store().fail(target, message)
+        except Exception:
+            log.exception("%s %s: could not record the failure", self.noun, target)
+
+
+class JobTask(_RecordingTask):
     """Base class of job tasks (first argument: the job id): mirrors retries and failures into the job
     store."""
+
+    noun = "job"
+    id_kwarg = "job_id"
+    resubmit_advice = ("Submit the job again once the service is back (what its done entities wrote stays "
+                       "in the graph, and a new job MERGEs onto it).")
+    time_limit_advice = "split the job or raise the limit"
+    failure_subject = "the job's task"
 
     def _jobs(self) -> JobStore:
         return JobStore.from_settings(get_settings())
 
-    def on_retry(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
-        job_id = args[0] if args else kwargs.get("job_id")
-        message = f"retry {self.request.retries + 1} of {self.max_retries} after a transient error: {exc}"
-        log.warning("job %s: %s", job_id, message)
-        try:
-            self._jobs().note_retry(job_id, message)
-        except Exception:  # the job store itself may be what is unavailable; the retry still happens
-            log.exception("job %s: could not record the retry", job_id)
-
-    def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
-        job_id = args[0] if args else kwargs.get("job_id")
-        if isinstance(exc, RetryableError):
-            message = (
-                f"gave up after {self.request.retries} retries; the last transient error was: {exc}. "
-                "Submit the job again once the service is back (what its done entities wrote stays "
-                "in the graph, and a new job MERGEs onto it)."
-            )
-        elif isinstance(exc, TimeLimitExceeded):
-            message = (f"the job's worker process was killed at the hard time limit (KGFORGE_TASK_TIME_LIMIT="
-                       f"{get_settings().task_time_limit} s); split the job or raise the limit")
-        else:
-            message = f"the job's task failed ({type(exc).__name__}): {exc}"
-        log.error("job %s: %s", job_id, message)
-        try:
-            self._jobs().fail(job_id, message)
-        except Exception:
-            log.exception("job %s: could not record the failure", job_id)
+    def _store(self) -> JobStore:
+        return self._jobs()
 
 
 # shared_task: registered on every Celery app (workers.app.app, and apps that tests or the API
@@ -104,37 +126,21 @@ def run_job_task(self: JobTask, job_id: str) -> dict[str, Any]:
     return {"id": job.id, "status": job.status.value, "counts": job.counts.model_dump()}
 
 
-class TrainingTask(Task):
+class TrainingTask(_RecordingTask):
     """Base class of the training task (first argument: the run id): mirrors retries and failures
     into the training run."""
+
+    noun = "training run"
+    id_kwarg = "run_id"
+    resubmit_advice = "Submit the run again once the service is back."
+    time_limit_advice = "lower max_minutes or raise the limit"
+    failure_subject = "the training task"
 
     def _runs(self) -> TrainingStore:
         return TrainingStore.from_settings(get_settings())
 
-    def on_retry(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
-        run_id = args[0] if args else kwargs.get("run_id")
-        message = f"retry {self.request.retries + 1} of {self.max_retries} after a transient error: {exc}"
-        log.warning("training run %s: %s", run_id, message)
-        try:
-            self._runs().note_retry(run_id, message)
-        except Exception:
-            log.exception("training run %s: could not record the retry", run_id)
-
-    def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
-        run_id = args[0] if args else kwargs.get("run_id")
-        if isinstance(exc, RetryableError):
-            message = (f"gave up after {self.request.retries} retries; the last transient error was: {exc}. "
-                       "Submit the run again once the service is back.")
-        elif isinstance(exc, TimeLimitExceeded):
-            message = (f"the run's worker process was killed at the hard time limit (KGFORGE_TASK_TIME_LIMIT="
-                       f"{get_settings().task_time_limit} s); lower max_minutes or raise the limit")
-        else:
-            message = f"the training task failed ({type(exc).__name__}): {exc}"
-        log.error("training run %s: %s", run_id, message)
-        try:
-            self._runs().fail(run_id, message)
-        except Exception:
-            log.exception("training run %s: could not record the failure", run_id)
+    def _store(self) -> TrainingStore:
+        return self._runs()
 
 
 @shared_task(
