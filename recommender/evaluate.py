@@ -1,4 +1,4 @@
-"""The recommender table on Amazon Scientific (issue 12, first step: popularity and the students).
+"""The recommender table on Amazon Scientific (issue 12: popularity, students, teachers, distillation).
 
 Protocol (printed with every number, in the result's ``protocol``):
 
@@ -25,9 +25,27 @@ With ``train=True`` every student row is trained with the defaults and saved as
 (so ``kgforge rec recommend --model sasrec-text-amazon18_scientific-s0`` serves it);
 without it the saved versions are loaded (a missing one names the command that trains it).
 
-Run::
+Sections (``sections``; ``kgforge rec eval --sections students,teachers,distilled``; the default
+is ``students`` only):
+
+* ``students``: the rows above.
+* ``teachers``: the text teacher (:mod:`recommender.teachers.text_teacher`, one run, seed 0, saved
+  as ``text-teacher-minilm-<dataset>-s0``); the LLM teacher as a ``not run`` row (no LLM here); the
+  text teacher with **seed-user** knowledge (:func:`recommender.teachers.seed_users.evaluate_seed_users`:
+  ``seed_users`` (500) k-means seeds get the teacher's user vector, everyone else the weighted vector
+  of its 3 nearest seeds; the row carries the calls saved and both metric sets).
+* ``distilled``: each student of ``students`` with each plan of ``distill_plans``
+  (:mod:`recommender.distill`: ``dllm2rec``, ``slmrec``, ``dllm2rec+slmrec``, ``kar``,
+  ``kar+dllm2rec+slmrec``), the student's knowledge ``text`` (``kar``: ``text+teacher:<teacher>``
+  condensed by the adapter), and with ``graph`` the same with ``+graph:gnn-<dataset>`` (a ``not run``
+  row naming ``kgforge embed finetune`` when that embedding set is not saved). Same trainer defaults
+  as the student rows (equal budgets: at most 12 epochs, patience 3 on the same holdout), saved as
+  ``<model>-<plan>-<knowledge>-<dataset>-s<seed>``.
+
+``train_missing`` trains only what is not saved yet. Run::
 
     kgforge rec eval --dataset amazon18_scientific --split valid --data-dir ../shared/data --train --json
+    kgforge rec eval --sections students,teachers,distilled --train-missing --data-dir ../shared/data --json
 
 Measured (**dev numbers**, ``--split valid``, 8,442 users, 4,385 items; the command above with
 ``--seeds 0,1,2`` and the defaults of :mod:`recommender.train` on a fresh ``KGFORGE_HOME`` whose
