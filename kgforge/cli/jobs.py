@@ -97,13 +97,21 @@ def _body(file: Path | None, names: list[str], dataset: str | None, entity_type:
 def kept_triples(client: Client, job: dict[str, Any]) -> list[dict[str, Any]]:
     """The triples this job wrote, read back through ``GET /v1/entities/{id}``."""
     rows = []
+    names: dict[str, str] = {}
+
+    def name(node_id: str) -> str:  # tables show names; a node without one shows its id
+        if node_id not in names:
+            node = client.request("GET", f"/v1/entities/{node_id}", params={"limit": 1})["node"]
+            names[node_id] = node.get("name") or node_id
+        return names[node_id]
+
     for entity in job.get("entities") or []:
         if not entity.get("node_id"):
             continue
         data = client.request("GET", f"/v1/entities/{entity['node_id']}", params={"limit": 500})
         for n in data.get("neighbours", []):
             if n.get("job_id") == job["id"] and n.get("direction") == "out":
-                rows.append({"head": entity["name"], "relation": n["relation"], "tail": n["tail"],
+                rows.append({"head": entity["name"], "relation": n["relation"], "tail": name(n["tail"]),
                              "confidence": n.get("confidence"), "sources": n.get("sources") or [],
                              "evidence": n.get("evidence") or []})
     return sorted(rows, key=lambda r: -(r["confidence"] or 0.0))

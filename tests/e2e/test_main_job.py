@@ -50,3 +50,7 @@ def test_main_job_runs_from_a_fresh_home(tmp_path, data_dir):
     # that nothing cleared the confidence floor.
     assert "triples written by job" in words or "no candidate cleared" in words, out[-4000:]
     assert "\u2026" not in out
+    if "triples written by job" in words:  # tails by name, not node id (umls:mental_process)
+        table = out[out.index("triples written by job"):out.index("Browse the graph")]
+        tails = [line.split("\u2502")[3] for line in table.splitlines() if line.count("\u2502") >= 7]
+        assert tails and not any("umls:" in cell for cell in tails), table
