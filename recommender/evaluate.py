@@ -107,6 +107,11 @@ def saved_name(model: str, knowledge: str, dataset: str, seed: int) -> str:
     return f"{model}-{spec}-{dataset}-s{seed}"
 
 
+def short_spec(knowledge: str) -> str:
+    """A knowledge spec for store names: ``teacher:<name>`` parts become ``teacher`` (names <= 100 chars)."""
+    return "+".join("teacher" if p.startswith("teacher:") else p for p in knowledge.split("+"))
+
+
 def summarise(runs: list[dict[str, float]]) -> dict[str, Any]:
     out: dict[str, Any] = {"runs": len(runs)}
     for key in METRICS:
@@ -260,7 +265,8 @@ def distillation_rows(*, data, sequences, dataset: str, seeds: Sequence[int], st
                 runs, timings = [], []
                 try:
                     for seed in seeds:
-                        name = saved_name(f"{model_name}-{plan.replace('+', '_')}", full_spec, dataset, seed)
+                        name = saved_name(f"{model_name}-{plan.replace('+', '_')}", short_spec(full_spec), dataset,
+                                          seed)
                         if train or (train_missing and not store.versions(name)):
                             blocks = build_knowledge_blocks(full_spec, data, cache_dir=cache_dir, settings=settings)
                             if progress:

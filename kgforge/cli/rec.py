@@ -182,7 +182,7 @@ def distill_command(
     import recommender.teachers  # noqa: F401  (registers the teacher)
     from recommender.data import load_rec_data
     from recommender.distill import distill_student, parse_plan
-    from recommender.evaluate import TEACHER, TEACHER_SEED, saved_name
+    from recommender.evaluate import TEACHER, TEACHER_SEED, saved_name, short_spec
     from recommender.knowledge import build_knowledge_blocks
     from recommender.models import get
     from recommender.store import RecommenderStore
@@ -199,7 +199,7 @@ def distill_command(
     with err_console.status(f"knowledge {knowledge} ..."):
         blocks = build_knowledge_blocks(knowledge, data, cache_dir=settings.home / "cache" / "title-embeddings",
                                         settings=settings)
-    name = name or saved_name(f"{model}-{method.replace('+', '_')}", knowledge, dataset, seed)
+    name = name or saved_name(f"{model}-{method.replace('+', '_')}", short_spec(knowledge), dataset, seed)
     kwargs = {"epochs": epochs} if epochs else {}
     with _progress() as bars:
         progress = _Bars(bars)
