@@ -11,7 +11,9 @@ What it is (a UniSRec-style text recommender, larger and slower than the student
   as the identity (``whiten=True`` starts it as BERT-whitening of the pooled vectors instead: on the
   holdout after one epoch that gave 0.005 NDCG@10, so it is off), and trained. With
   ``id_embeddings`` (default) each item also has a learned 384-d ID vector (normal, std 0.02) added
-  to its text vector before normalisation: text first, IDs for what text cannot say.
+  to its L2-normalised text vector, then normalised again: text first, IDs for what text cannot say
+  (added to the raw pooled vector, whose norm is ~10x larger, the IDs barely moved: holdout
+  NDCG@10 0.027 after two epochs).
 * **User side = the history's text**, read as the sequence of its items' text vectors (newest
   last, at most ``max_len`` 50, as the students) by a 2-layer causal Transformer (width 384, 4 heads, learned
   positions); the user state is its output at the last position. Score = cosine(user, item) / 0.07.
@@ -278,7 +280,7 @@ class ItemTextTower(nn.Module):
         """``[R]`` item indices -> ``[R, 384]`` L2-normalised text vectors (with gradients)."""
         vectors = self.text(rows)
         if self.ids is not None:
-            vectors = vectors + self.ids(rows)
+            vectors = nn.functional.normalize(vectors, dim=-1) + self.ids(rows)
         return nn.functional.normalize(vectors, dim=-1)
 
     def text(self, rows: Tensor) -> Tensor:
@@ -288,7 +290,7 @@ class ItemTextTower(nn.Module):
     def combine(self, text_table: Tensor) -> Tensor:
         """Every item's vector from the text part of every item: + ID vector, L2-normalised."""
         if self.ids is not None:
-            text_table = text_table + self.ids.weight
+            text_table = nn.functional.normalize(text_table, dim=-1) + self.ids.weight
         return nn.functional.normalize(text_table, dim=-1)
 
     @torch.no_grad()
