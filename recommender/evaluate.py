@@ -64,12 +64,14 @@ GRU4Rec + text (seed 0, from the student rows)         0.0571   -       -       
 GRU4Rec + DLLM2Rec                                     0.0687   0.1153  0.0784   0.1538  236 s
 GRU4Rec + SLMRec                                       0.0682   0.1116  0.0791   0.1548  193 s
 GRU4Rec + DLLM2Rec + SLMRec                            0.0694   0.1123  0.0799   0.1540  308 s
+  the same, seeds 0, 1, 2: mean (std)                  0.0697 (0.0006)  0.1128  0.0798  0.1530  163-308 s
 GRU4Rec + KAR + DLLM2Rec + SLMRec                      0.0678   0.1105  0.0776   0.1498  229 s
 =====================================================  =======  ======  =======  ======  ============
 
 Seed users save 7,942 of 8,442 teacher calls (94 %) for 3.8 % of the teacher's NDCG@10. Distillation
 from this teacher (weaker than SASRec + text on the holdout: 0.0696 against 0.0902) lifts GRU4Rec
-+ text by ~+20 % (seed 0: 0.0571 -> 0.0694) and SASRec + text by ~+1.6 % (0.0807 -> 0.0820); KAR's
++ text by +14 % over three seeds (0.0612 -> 0.0697; seed 0 alone 0.0571 -> 0.0694), to the
+teacher's level (0.0700) and SASRec + text by ~+1.6 % (0.0807 -> 0.0820); KAR's
 adapter over teacher and title vectors is below the plain text supplement for SASRec.
 
 ``train_missing`` trains only what is not saved yet. Run::
