@@ -148,12 +148,15 @@ def load_scientific(folder: Path) -> Dataset:
     if test_file.exists():
         valid = dict(sequences)
         for user, items in read_sequences(test_file):
-            if user in valid and items[:-1] != valid[user]:
+            history, known = items[:-1], valid.get(user, [])
+            # RecBole's files cut each history to its last 50 items, so only the overlap must agree.
+            overlap = min(len(history), len(known))
+            if overlap and history[len(history) - overlap:] != known[len(known) - overlap:]:
                 raise DatasetError(
-                    f"{test_file}: user {user}'s history is not its valid sequence ({len(items) - 1} vs "
-                    f"{len(valid[user])} items); expected UniSRec's layout (test history = valid history + "
-                    "the valid item)")
-            valid[user] = items
+                    f"{test_file}: user {user}'s history does not end with its valid sequence; expected "
+                    "UniSRec's layout (test history = valid history + the valid item, both cut to the "
+                    "same most recent items)")
+            valid[user] = (history if len(history) > len(known) else known) + items[-1:]
             tails[user] = ("valid", "test")
         sequences = list(valid.items())
     interactions: list[InteractionRecord] = []

@@ -114,6 +114,9 @@ def test_scientific_reads_the_held_out_test_file_where_it_exists(tmp_path, write
         by_user.setdefault(r.user, []).append((r.position, r.item, r.split))
     assert by_user["0"] == [(0, "0", "train"), (1, "1", "train"), (2, "2", "valid"), (3, "1", "test")]
     assert by_user["1"] == [(0, "2", "train"), (1, "0", "valid"), (2, "1", "test")]
+    write(folder / "Scientific.test.inter", [RECBOLE_HEADER, "0\t1 2\t1"])  # cut to the last 2: fine
+    assert [r.item for r in load_dataset("amazon18_scientific", tmp_path).interactions if r.user == "0"] == \
+        ["0", "1", "2", "1"]
     write(folder / "Scientific.test.inter", [RECBOLE_HEADER, "0\t1 0 2\t1"])  # not the valid history
     with pytest.raises(DatasetError, match="UniSRec"):
         load_dataset("amazon18_scientific", tmp_path)
