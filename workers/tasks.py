@@ -96,22 +96,24 @@ class JobTask(_RecordingTask):
         return self._jobs()
 
 
-# shared_task: registered on every Celery app (workers.app.app, and apps that tests or the API
-# build with create_celery), always under the explicit name the API sends.
-@shared_task(
-    name=TASK_RUN_JOB,
-    base=JobTask,
+# Retries and limits of both tasks. No jitter: full jitter may pick a 0 s countdown, and the retry
+# could then start before on_retry has marked the job (or run) queued; one job per task makes
+# thundering herds unlikely.
+_RETRIES_AND_LIMITS: dict[str, Any] = dict(
     bind=True,
     autoretry_for=(RetryableError,),
     retry_backoff=True,
     retry_backoff_max=_settings.task_retry_backoff_max,
-    # No jitter: full jitter may pick a 0 s countdown, and the retry could then start before
-    # on_retry has marked the job queued. One job per task makes thundering herds unlikely.
     retry_jitter=False,
     max_retries=_settings.task_max_retries,
     soft_time_limit=_settings.task_soft_time_limit,
     time_limit=_settings.task_time_limit,
 )
+
+
+# shared_task: registered on every Celery app (workers.app.app, and apps that tests or the API
+# build with create_celery), always under the explicit name the API sends.
+@shared_task(name=TASK_RUN_JOB, base=JobTask, **_RETRIES_AND_LIMITS)
 def run_job_task(self: JobTask, job_id: str) -> dict[str, Any]:
     """Run job ``job_id``; returns its final status and counts (also kept in the job store)."""
     settings = get_settings()
@@ -143,18 +145,7 @@ class TrainingTask(_RecordingTask):
         return self._runs()
 
 
-@shared_task(
-    name=TASK_TRAIN,
-    base=TrainingTask,
-    bind=True,
-    autoretry_for=(RetryableError,),
-    retry_backoff=True,
-    retry_backoff_max=_settings.task_retry_backoff_max,
-    retry_jitter=False,
-    max_retries=_settings.task_max_retries,
-    soft_time_limit=_settings.task_soft_time_limit,
-    time_limit=_settings.task_time_limit,
-)
+@shared_task(name=TASK_TRAIN, base=TrainingTask, **_RETRIES_AND_LIMITS)
 def train_task(self: TrainingTask, run_id: str) -> dict[str, Any]:
     """Run training run ``run_id``; returns its final status (the result is kept on the run)."""
     settings = get_settings()
