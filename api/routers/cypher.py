@@ -25,7 +25,7 @@ from typing import Any
 
 from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.deps import ServicesDep
 from api.schemas import ErrorPublic
@@ -41,6 +41,25 @@ class CypherCreate(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict, description="Values of the statement's $parameters.")
     limit: int | None = Field(None, ge=1, le=100_000,
                               description="Rows to return; at most (and by default) KGFORGE_CYPHER_MAX_ROWS.")
+
+    @field_validator("parameters")
+    @classmethod
+    def _bolt_integers(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Bolt integers are 64-bit: a larger one is refused here (422) instead of failing in the driver."""
+        def check(item: Any, path: str) -> None:
+            if isinstance(item, bool):
+                return
+            if isinstance(item, int) and not -(2 ** 63) <= item < 2 ** 63:
+                raise ValueError(f"{path} is outside the 64-bit integer range Bolt carries")
+            if isinstance(item, dict):
+                for key, inner in item.items():
+                    check(inner, f"{path}.{key}")
+            elif isinstance(item, list):
+                for i, inner in enumerate(item):
+                    check(inner, f"{path}[{i}]")
+
+        check(value, "parameters")
+        return value
 
 
 CypherPublic = CypherResult

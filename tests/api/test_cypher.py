@@ -191,3 +191,12 @@ def test_a_write_that_passed_the_checker_would_be_rolled_back(seeded):
         seeded, "CREATE (n:Entity {id: 'zoo:ghost', name: 'ghost'}) RETURN n.id AS id", {}, row_limit=5, timeout_s=5)
     assert rows == [["zoo:ghost"]]  # it ran...
     assert seeded.get_node("zoo:ghost") is None and _counts(seeded) == before  # ...and left nothing
+
+
+def test_a_parameter_outside_bolts_integer_range_is_a_422_naming_it(make_client, store):
+    """Found by the fuzz test: 2**63 reached the driver's packer and became a 500."""
+    client = make_client(graph=store)
+    response = client.post("/v1/cypher", json={"query": "RETURN $x AS x", "parameters": {"x": [1, {"y": 2 ** 63}]}})
+    assert response.status_code == 422, response.text
+    assert "parameters" in response.text and "64-bit" in response.text
+    assert client.post("/v1/cypher", json={"query": "RETURN $x AS x", "parameters": {"x": 2 ** 63 - 1}}).status_code == 200
