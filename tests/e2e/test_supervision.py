@@ -206,6 +206,12 @@ def test_ctrl_c_with_a_job_in_flight_then_up_again_finishes_it_within_a_minute(e
     assert first.stop() == 0, first.output
     assert "stopped" in first.output
     stopped = JobStore(home / "jobs.sqlite3").get(job_id, entities=False)
+    if stopped.status is JobStatus.succeeded:
+        # The warm shutdown let the in-flight task run to its end (seen once in CI when the last
+        # entities were quick): finished once, not stranded; nothing is left for the second start.
+        assert stopped.owner is None and stopped.worker_deaths == 0, stopped
+        written_once(store, job_id, stopped.model_dump(mode="json"))
+        return
     assert stopped.status is JobStatus.queued and stopped.owner is None, stopped  # handed back, not stranded
     assert "stack stopped" in stopped.error and stopped.worker_deaths == 0
 
