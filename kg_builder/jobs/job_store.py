@@ -333,30 +333,19 @@ class JobStore:
         now = _now()
         with self._tx() as conn:
             row = self._row(conn, job_id, lock=True)
-            status = JobStatus(row["status"])
-            if status.terminal:
-                return Claim(self._read(conn, job_id), False, f"the job is already {status.value}")
-            previous = row["owner"]
-            if previous and previous != owner and lease.lease_alive(previous, row["heartbeat"], lease_s=self.lease_s,
-                                                                     now=now_s):
-                return Claim(self._read(conn, job_id), False,
-                             f"its lease is alive elsewhere ({lease.describe(previous, row['heartbeat'], now_s)})")
-            if row["cancel_requested"]:
+            decision = lease.decide_claim(row, owner=owner, lease_s=self.lease_s, max_deliveries=self.max_deliveries,
+                                          now=now_s, label=f"job {job_id}")
+            if decision.action is lease.ClaimAction.cancel:
                 self._finish(conn, job_id, JobStatus.cancelled, now, None)
-                return Claim(self._read(conn, job_id), False, "cancellation was requested")
-            deaths = row["worker_deaths"]
-            if previous and previous != owner and status is JobStatus.running:
-                deaths += 1
-                log.warning("job %s: taking over from a dead worker (%s); worker deaths: %d", job_id,
-                            lease.describe(previous, row["heartbeat"], now_s), deaths)
-                if deaths > self.max_deliveries:
-                    conn.execute("UPDATE jobs SET worker_deaths=? WHERE id=?", (deaths, job_id))
-                    self._finish(conn, job_id, JobStatus.failed, now, self._deaths_message(deaths))
-                    return Claim(self._read(conn, job_id), False, "too many worker deaths")
+            elif decision.action is lease.ClaimAction.fail:
+                conn.execute("UPDATE jobs SET worker_deaths=? WHERE id=?", (decision.deaths, job_id))
+                self._finish(conn, job_id, JobStatus.failed, now, self._deaths_message(decision.deaths))
+            if decision.action is not lease.ClaimAction.take:
+                return Claim(self._read(conn, job_id), False, decision.reason)
             conn.execute(
                 "UPDATE jobs SET status=?, attempts=attempts+1, error=NULL, started_at=?, updated_at=?, "
                 "owner=?, heartbeat=?, worker_deaths=? WHERE id=?",
-                (JobStatus.running.value, now, now, owner, now_s, deaths, job_id),
+                (JobStatus.running.value, now, now, owner, now_s, decision.deaths, job_id),
             )
             return Claim(self._read(conn, job_id), True)
 

@@ -20,9 +20,14 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
 
 from kg_builder.graphdb.embedded import process_alive
+
+from .models import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,47 @@ def describe(owner: str | None, heartbeat: float | None, now: float | None = Non
     return f"owner {owner or 'none'}, last heartbeat {age}"
 
 
+class ClaimAction(str, Enum):
+    """What a store does with a delivery that asks to run a job or training run."""
+
+    take = "take"        # run it under the new owner (a dead owner's attempt counted in ``deaths``)
+    refuse = "refuse"    # leave it alone: finished, or alive under another owner
+    cancel = "cancel"    # its cancellation was requested while it waited: cancel it now
+    fail = "fail"        # its worker died too often: fail it naming the reason
+
+
+@dataclass(frozen=True)
+class ClaimDecision:
+    action: ClaimAction
+    reason: str | None
+    deaths: int
+
+
+def decide_claim(row: Mapping[str, Any], *, owner: str, lease_s: float, max_deliveries: int, now: float,
+                 label: str) -> ClaimDecision:
+    """The claim rule shared by the job and training-run stores (each applies it in its own
+    transaction) for a locked ``row`` with ``status``, ``owner``, ``heartbeat``, ``cancel_requested``
+    and ``worker_deaths``; ``label`` names it in the log (``job <id>``)."""
+    status = JobStatus(row["status"])
+    previous, heartbeat, worker_deaths = row["owner"], row["heartbeat"], row["worker_deaths"]
+    if status.terminal:
+        return ClaimDecision(ClaimAction.refuse, f"it is already {status.value}", worker_deaths)
+    other = bool(previous) and previous != owner
+    if other and lease_alive(previous, heartbeat, lease_s=lease_s, now=now):
+        return ClaimDecision(ClaimAction.refuse, f"its lease is alive elsewhere ({describe(previous, heartbeat, now)})",
+                             worker_deaths)
+    if row["cancel_requested"]:
+        return ClaimDecision(ClaimAction.cancel, "cancellation was requested", worker_deaths)
+    deaths = worker_deaths
+    if other and status is JobStatus.running:
+        deaths += 1
+        log.warning("%s: taking over from a dead worker (%s); worker deaths: %d", label,
+                    describe(previous, heartbeat, now), deaths)
+        if deaths > max_deliveries:
+            return ClaimDecision(ClaimAction.fail, "too many worker deaths", deaths)
+    return ClaimDecision(ClaimAction.take, None, deaths)
+
+
 class Heartbeat:
     """A daemon thread that calls ``beat()`` every ``interval`` seconds until stopped.
 
@@ -104,4 +150,4 @@ class Heartbeat:
         self.stop()
 
 
-__all__ = ["Heartbeat", "describe", "lease_alive", "make_owner", "parse_owner", "process_exists"]
+__all__ = ["ClaimAction", "ClaimDecision", "Heartbeat", "decide_claim", "describe", "lease_alive", "make_owner", "parse_owner", "process_exists"]

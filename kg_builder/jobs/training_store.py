@@ -306,33 +306,22 @@ class TrainingStore:
         now = _now()
         with self._tx() as conn:
             row = self._row(conn, run_id, lock=True)
-            status = JobStatus(row["status"])
-            if status.terminal:
-                return TrainingClaim(self._read(conn, run_id), False, f"the run is already {status.value}")
-            previous = row["owner"]
-            if previous and previous != owner and lease.lease_alive(previous, row["heartbeat"], lease_s=self.lease_s,
-                                                                     now=now_s):
-                return TrainingClaim(self._read(conn, run_id), False,
-                                     f"its lease is alive elsewhere ({lease.describe(previous, row['heartbeat'], now_s)})")
-            if row["cancel_requested"]:
+            decision = lease.decide_claim(row, owner=owner, lease_s=self.lease_s, max_deliveries=self.max_deliveries,
+                                          now=now_s, label=f"training run {run_id}")
+            if decision.action is lease.ClaimAction.cancel:
                 self._finish(conn, run_id, JobStatus.cancelled, now, None)
-                return TrainingClaim(self._read(conn, run_id), False, "cancellation was requested")
-            deaths = row["worker_deaths"]
-            if previous and previous != owner and status is JobStatus.running:
-                deaths += 1
-                log.warning("training run %s: taking over from a dead worker (%s); worker deaths: %d", run_id,
-                            lease.describe(previous, row["heartbeat"], now_s), deaths)
-                if deaths > self.max_deliveries:
-                    conn.execute("UPDATE training_runs SET worker_deaths=? WHERE id=?", (deaths, run_id))
-                    self._finish(conn, run_id, JobStatus.failed, now,
-                                 f"worker died {deaths} times while running this training run (more than "
-                                 f"KGFORGE_TASK_MAX_DELIVERIES={self.max_deliveries}); it may crash its worker "
-                                 "(out of memory?): see the worker logs, lower the budget and submit it again")
-                    return TrainingClaim(self._read(conn, run_id), False, "too many worker deaths")
+            elif decision.action is lease.ClaimAction.fail:
+                conn.execute("UPDATE training_runs SET worker_deaths=? WHERE id=?", (decision.deaths, run_id))
+                self._finish(conn, run_id, JobStatus.failed, now,
+                             f"worker died {decision.deaths} times while running this training run (more than "
+                             f"KGFORGE_TASK_MAX_DELIVERIES={self.max_deliveries}); it may crash its worker "
+                             "(out of memory?): see the worker logs, lower the budget and submit it again")
+            if decision.action is not lease.ClaimAction.take:
+                return TrainingClaim(self._read(conn, run_id), False, decision.reason)
             conn.execute(
                 "UPDATE training_runs SET status=?, attempts=attempts+1, error=NULL, progress=NULL, started_at=?, "
                 "updated_at=?, owner=?, heartbeat=?, worker_deaths=? WHERE id=?",
-                (JobStatus.running.value, now, now, owner, now_s, deaths, run_id),
+                (JobStatus.running.value, now, now, owner, now_s, decision.deaths, run_id),
             )
             return TrainingClaim(self._read(conn, run_id), True)
 

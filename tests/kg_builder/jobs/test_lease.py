@@ -198,3 +198,30 @@ def test_a_version_1_postgres_schema_is_upgraded_in_place(postgres_url):
     assert jobs.claim("old", ELSEWHERE).claimed
     jobs.heartbeat("old", ELSEWHERE)
     assert abs(jobs.get("old").heartbeat_at.timestamp() - time.time()) < 5  # 8-byte floats, not REAL
+
+
+def decide(**overrides):
+    """The shared claim rule on a quiet default row: queued, unowned, no deaths."""
+    from kg_builder.jobs.lease import decide_claim
+
+    row = dict(status="queued", owner=None, heartbeat=None, cancel_requested=0, worker_deaths=0)
+    row.update({k: v for k, v in overrides.items() if k in row})
+    return decide_claim(row, owner="me:1:t", lease_s=30.0, max_deliveries=2, now=1000.0, label="job x")
+
+
+def test_claim_rule_covers_each_outcome_in_order():
+    from kg_builder.jobs.lease import ClaimAction
+
+    assert decide().action is ClaimAction.take and decide().deaths == 0
+    finished = decide(status="succeeded", cancel_requested=1)
+    assert finished.action is ClaimAction.refuse and "already succeeded" in finished.reason
+    alive = decide(owner=ELSEWHERE, heartbeat=995.0, status="running", cancel_requested=1)
+    assert alive.action is ClaimAction.refuse and "lease is alive" in alive.reason
+    assert decide(cancel_requested=1).action is ClaimAction.cancel
+    dead = decide(owner=ELSEWHERE, heartbeat=900.0, status="running", worker_deaths=1)
+    assert dead.action is ClaimAction.take and dead.deaths == 2
+    too_many = decide(owner=ELSEWHERE, heartbeat=900.0, status="running", worker_deaths=2)
+    assert too_many.action is ClaimAction.fail and too_many.deaths == 3
+    # a queued row left by a dead owner (re-enqueued) is not a death; one's own redelivery is not either
+    assert decide(owner=ELSEWHERE, heartbeat=900.0, status="queued", worker_deaths=2).deaths == 2
+    assert decide(owner="me:1:t", heartbeat=999.0, status="running").action is ClaimAction.take
