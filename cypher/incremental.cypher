@@ -22,3 +22,10 @@ WITH r, t WHERE t.name IS NOT NULL AND (t.domain IS NULL OR t.domain = $domain)
   AND (r.split IS NULL OR r.split = 'train')
 RETURN count(r) AS edges, sum(CASE WHEN r.job_id IS NULL THEN 0 ELSE 1 END) AS job_edges,
        max(r.created_at) AS newest;
+
+// @name incremental_domain_job_edges
+// @purpose Every edge a job wrote from named nodes of one label and domain to named nodes of the domain, with its confidence (graph embeddings read them as weighted edges).
+MATCH (h:{{label}}) WHERE h.domain = $domain AND h.name IS NOT NULL
+MATCH (h)-[r]->(t)
+WITH h, r, t WHERE r.job_id IS NOT NULL AND t.name IS NOT NULL AND (t.domain IS NULL OR t.domain = $domain)
+RETURN h.id AS head, coalesce(r.relation, type(r)) AS relation, t.id AS tail, r.confidence AS confidence;

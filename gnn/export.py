@@ -2,9 +2,11 @@
 
 Choices:
 
-* **Straight from the datasets** (:func:`kg_builder.datasets.load_dataset`), not from the graph
-  store: a graph-store export path is not built yet (it would read the same node and edge arrays
-  through ``cypher/`` statements in ``UNWIND`` batches); the dataset path is what training uses.
+* **Straight from the datasets** (:func:`kg_builder.datasets.load_dataset`) for the catalogue and
+  the interactions (the files are the source of truth for splits), plus, from the graph store, the
+  triples **jobs wrote** on the product graph (:func:`add_generated_edges`, read by
+  :func:`gnn.refresh.read_job_edges`): each joins the edge type of its relation with its confidence
+  as the edge weight, above an optional minimum confidence.
 * **Node types** ``item``, ``user``, ``category``, ``brand``. The Amazon sets have no KG entities,
   so no ``entity`` type is made (Last.FM's KG is not wired here). Every node type carries
   ``num_nodes``, ``domain`` (int64 domain id per node) and ``native_id`` (one numpy string array
@@ -49,9 +51,10 @@ Shapes:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -212,6 +215,91 @@ def export_dataset(dataset: Dataset, *, features: np.ndarray | None = None, doma
     return data
 
 
+#: Relations a job writes on a product graph (kg_builder.products.domain.PRODUCT_RELATIONS) -> the
+#: edge type they join; the others (``used with``, ``sells in``, ``subcategory of``) have no edge
+#: type in the export and are counted as unmapped.
+GENERATED_EDGE_TYPES: dict[str, tuple[str, str, str]] = {
+    "has brand": ("item", "has_brand", "brand"),
+    "in category": ("item", "in_category", "category"),
+    "complementary to": ("item", "complement", "item"),
+    "substitute for": ("item", "substitute", "item"),
+}
+
+
+def node_graph_keys(dataset: Dataset, data: HeteroData) -> dict[str, dict[str, int]]:
+    """Graph key (:class:`kg_builder.ingest.DatasetKeys`, the ids the graph store and the embedding
+    sets use) -> node index, per node type of ``data`` exported from ``dataset``."""
+    from kg_builder.ingest import DatasetKeys
+
+    keys = DatasetKeys(dataset.name)
+    by_native = {item.id: item for item in dataset.items}
+    out: dict[str, dict[str, int]] = {"item": {keys.item(by_native[str(n)]): i
+                                               for i, n in enumerate(data["item"].native_id)}}
+    paths = {" > ".join(item.categories): item.categories for item in dataset.items if item.categories}
+    categories: dict[str, int] = {}
+    for i, native in enumerate(data["category"].native_id):
+        native = str(native)
+        key = keys.category_id(native[3:]) if native.startswith("id:") else keys.category_path(tuple(paths[native]))[-1]
+        categories[key] = i
+    out["category"] = categories
+    out["brand"] = {keys.brand_id(str(n)[3:]) if str(n).startswith("id:") else keys.brand(str(n)): i
+                    for i, n in enumerate(data["brand"].native_id)}
+    return out
+
+
+def add_generated_edges(data: HeteroData, dataset: Dataset, edges: Iterable[Mapping[str, Any]], *,
+                        min_confidence: float = 0.0) -> dict[str, int]:
+    """Add triples that jobs wrote (``{"head", "relation", "tail", "confidence"}``, graph keys) to
+    ``data`` in place, weighted by their confidence (issue 11, point 1).
+
+    Each edge type that receives one gets ``edge_weight`` (1.0 for the dataset's own edges, the
+    confidence for a generated one), on its reverse too. A triple is skipped, and counted, when its
+    confidence is below ``min_confidence`` (or missing), its relation has no edge type
+    (:data:`GENERATED_EDGE_TYPES`), an end is not a node of the export (a node a job created has no
+    trained ID row: ``kgforge embed finetune`` again takes it in), or the edge is already there.
+    Returns those counts and ``added``.
+    """
+    if not 0.0 <= min_confidence <= 1.0:
+        raise InvalidInputError("min_confidence", f"must be within [0, 1], got {min_confidence}")
+    index = node_graph_keys(dataset, data)
+    report = {"read": 0, "added": 0, "below_min_confidence": 0, "unmapped_relation": 0, "unknown_node": 0,
+              "already_present": 0}
+    new: dict[tuple[str, str, str], dict[tuple[int, int], float]] = {}
+    for edge in edges:
+        report["read"] += 1
+        confidence = edge.get("confidence")
+        if confidence is None or not float(confidence) >= min_confidence:
+            report["below_min_confidence"] += 1
+            continue
+        edge_type = GENERATED_EDGE_TYPES.get(str(edge.get("relation")))
+        if edge_type is None:
+            report["unmapped_relation"] += 1
+            continue
+        src, dst = index[edge_type[0]].get(str(edge.get("head"))), index[edge_type[2]].get(str(edge.get("tail")))
+        if src is None or dst is None:
+            report["unknown_node"] += 1
+            continue
+        pairs = new.setdefault(edge_type, {})
+        pairs[(src, dst)] = max(float(confidence), pairs.get((src, dst), 0.0))
+    for edge_type, pairs in new.items():
+        existing = data[edge_type].edge_index
+        present = set(zip(existing[0].tolist(), existing[1].tolist(), strict=True))
+        fresh = {pair: w for pair, w in pairs.items() if pair not in present}
+        report["already_present"] += len(pairs) - len(fresh)
+        if not fresh:
+            continue
+        report["added"] += len(fresh)
+        added = torch.tensor(list(fresh), dtype=torch.long).t()
+        weights = torch.tensor(list(fresh.values()), dtype=torch.float32)
+        old_weight = data[edge_type].edge_weight if "edge_weight" in data[edge_type] \
+            else torch.ones(existing.shape[1])
+        data[edge_type].edge_index = torch.cat([existing, added], 1)
+        data[edge_type].edge_weight = torch.cat([old_weight, weights])
+        data[reverse(edge_type)].edge_index = data[edge_type].edge_index.flip(0).contiguous()
+        data[reverse(edge_type)].edge_weight = data[edge_type].edge_weight
+    return report
+
+
 def concat_graphs(graphs: Sequence[HeteroData]) -> HeteroData:
     """Several exported graphs as one: node indices offset per domain, edges shifted alike."""
     if not graphs:
@@ -309,5 +397,6 @@ def export_domains(names: Sequence[str], *, data_dir: Path | str, cache_dir: Pat
     return graphs[0] if len(graphs) == 1 else concat_graphs(graphs)
 
 
-__all__ = ["EDGE_TYPES", "FORWARD_EDGE_TYPES", "INTERACTS", "NODE_TYPES", "concat_graphs", "export_dataset",
+__all__ = ["EDGE_TYPES", "FORWARD_EDGE_TYPES", "GENERATED_EDGE_TYPES", "INTERACTS", "NODE_TYPES", "add_generated_edges",
+           "concat_graphs", "export_dataset", "node_graph_keys",
            "export_domains", "holdout_last_train", "item_titles", "reverse", "text_features"]

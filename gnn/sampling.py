@@ -239,6 +239,8 @@ def full_batch(data: HeteroData) -> HeteroData:
     out["item"].x = data["item"].x
     for et in data.edge_types:
         out[et].edge_index = data[et].edge_index
+        if "edge_weight" in data[et]:
+            out[et].edge_weight = data[et].edge_weight
     return out
 
 

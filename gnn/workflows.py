@@ -20,9 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kg_builder.settings import Settings
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from kg_builder.datasets import Dataset
+    from kg_builder.graphdb import GraphStore
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -62,30 +68,37 @@ def finetune_target(settings: Settings, *, dataset: str = "amazon18_scientific",
                     model: str = DEFAULT_MODEL, max_batches: int | None = FINETUNE_BATCHES,
                     max_minutes: float | None = None, seed: int = 0, name: str | None = None,
                     early_stopping: bool = True, data_dir: Path | str | None = None,
-                    progress: Progress | None = None) -> dict[str, Any]:
+                    progress: Progress | None = None, store: GraphStore | None = None,
+                    min_confidence: float = 0.0, records: Dataset | None = None,
+                    features: np.ndarray | None = None) -> dict[str, Any]:
     """Fine-tune a pretrained encoder (``pretrained``: a model name) or train ``model`` from scratch on
-    ``dataset``; saves the model and the items' embedding set. Returns ``{"model", "directory",
-    "embedding_set", "version", "items", "metrics", "stage"}``."""
+    ``dataset``; saves the model and the items' embedding set. With ``store``, the triples jobs wrote
+    on the domain (confidence at least ``min_confidence``) join the graph as weighted edges
+    (:mod:`gnn.refresh`). Returns ``{"model", "directory", "embedding_set", "version", "items",
+    "metrics", "stage", "job_edges"}``. ``records`` / ``features``: the loaded dataset and its item
+    features, when the caller has them (default: loaded from ``data_dir``, cached MiniLM titles)."""
     from kg_builder.datasets import load_dataset
     from kg_builder.evaluation.titles import user_sequences
     from kg_builder.ingest import DatasetKeys
     from kg_builder.models.saved import model_dir
 
-    from .export import default_cache_dir, export_dataset, holdout_last_train, text_features
+    from .export import default_cache_dir, holdout_last_train, text_features
     from .models import GraphEncoder
+    from .refresh import graph_with_job_edges
     from .store import EmbeddingSet, EmbeddingStore
     from .train import finetune, holdout_validator, item_embeddings
 
     name = name or f"gnn-{dataset}"
     source = GraphEncoder.load(model_dir(settings, pretrained)) if pretrained else None
     _emit(progress, {"stage": "export", "datasets": [dataset]})
-    records = load_dataset(dataset, data_dir or settings.data_dir)
-    features = text_features(records, cache_dir=default_cache_dir())
-    graph = export_dataset(records, features=features)
+    records = records if records is not None else load_dataset(dataset, data_dir or settings.data_dir)
+    if features is None:
+        features = text_features(records, cache_dir=default_cache_dir())
+    graph, added = graph_with_job_edges(records, features, store, min_confidence=min_confidence)
     train_graph, validate = graph, None
     if early_stopping:
         held = holdout_last_train(records, fraction=HOLDOUT_FRACTION, seed=0)
-        train_graph = export_dataset(held, features=features)
+        train_graph, _ = graph_with_job_edges(held, features, store, min_confidence=min_confidence)
         validate = holdout_validator(train_graph, user_sequences(held, "holdout"))
     result = finetune(source, train_graph, model_name=model, max_batches=max_batches, max_minutes=max_minutes,
                       seed=seed, validate=validate, progress=progress)
@@ -96,9 +109,12 @@ def finetune_target(settings: Settings, *, dataset: str = "amazon18_scientific",
     node_ids = [by_native[str(n)] for n in graph["item"].native_id]
     saved = EmbeddingStore(settings).save(EmbeddingSet.create(
         name, item_embeddings(result.model, graph), node_ids, model=result.model.name, domain=dataset,
-        metrics=result.metrics, config={**result.config, "pretrained": pretrained}))
+        metrics=result.metrics, config={**result.config, "pretrained": pretrained, "model_folder": name,
+                                        "min_confidence": min_confidence, "job_edges": added["edges"],
+                                        "graph_state": added["graph_state"]}))
     return {"model": name, "directory": str(folder), "embedding_set": name, "version": saved.version,
-            "items": len(saved), "metrics": result.metrics, "stage": result.config["stage"]}
+            "items": len(saved), "metrics": result.metrics, "stage": result.config["stage"],
+            "job_edges": added["edges"]}
 
 
 __all__ = ["DEFAULT_SOURCES", "FINETUNE_BATCHES", "PRETRAIN_BATCHES", "finetune_target", "pretrain_sources"]

@@ -130,8 +130,10 @@ def staleness(trained_on: dict[str, Any] | None, now: dict[str, Any] | None) -> 
 
 
 def embedding_set_status(settings: Settings, store: GraphStore | None) -> list[dict[str, Any]]:
-    """The latest version of every embedding set: domain, nodes, and how many nodes of its labels the
-    domain holds now that the set lacks (a count difference; None without a graph or a domain)."""
+    """The latest version of every embedding set: domain, nodes, how many nodes of its labels the
+    domain holds now that the set lacks (a count difference; None without a graph or a domain), and
+    how many job edges the domain gained since the set was computed (``new_job_edges``; None when
+    the set recorded no graph state)."""
     from gnn.store import IDS_FILE, EmbeddingStore
 
     embeddings = EmbeddingStore(settings)
@@ -140,9 +142,13 @@ def embedding_set_status(settings: Settings, store: GraphStore | None) -> list[d
         latest[meta.name] = meta
     out = []
     for name, meta in latest.items():
+        recorded = (meta.config or {}).get("graph_state") or {}
         row: dict[str, Any] = {"name": name, "version": meta.version, "model": meta.model, "domain": meta.domain,
                                "nodes": meta.count, "created": meta.created.isoformat(timespec="seconds"),
-                               "nodes_now": None, "missing_nodes": None}
+                               "nodes_now": None, "missing_nodes": None, "new_job_edges": None}
+        if store is not None and meta.domain and recorded.get("job_edges") is not None:
+            # job edges written since the set was computed: `kgforge embed refresh` takes them in
+            row["new_job_edges"] = domain_graph_state(store, meta.domain)["job_edges"] - int(recorded["job_edges"])
         if store is not None and meta.domain:
             ids = json.loads((embeddings.version_dir(name, meta.version) / IDS_FILE).read_text(encoding="utf-8"))
             labels = sorted({schema.label_for_key(i) for i in ids})

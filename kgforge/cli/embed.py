@@ -2,11 +2,12 @@
 
 ``list``, ``export`` and ``delete`` work on the versioned sets under ``KGFORGE_HOME/embeddings``
 (:mod:`gnn.store`); ``pretrain``, ``finetune`` and ``eval`` train and measure them (:mod:`gnn.train`,
-:mod:`gnn.evaluate`).
+:mod:`gnn.evaluate`); ``refresh`` recomputes a set over the graph as jobs grew it (:mod:`gnn.refresh`).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -159,6 +160,11 @@ def finetune_command(
                                         help="Stop on a train-only holdout (the last train item of 20 % of users)."),
     seed: int = typer.Option(0, "--seed"),
     name: str | None = typer.Option(None, "--name", help="Model and embedding-set name (default gnn-<dataset>)."),
+    with_job_edges: bool = typer.Option(False, "--with-job-edges/--without-job-edges",
+                                        help="Add the triples jobs wrote on the domain (read from the running "
+                                             "graph database) as edges weighted by their confidence."),
+    min_confidence: float = typer.Option(0.0, "--min-confidence", min=0.0, max=1.0,
+                                         help="With --with-job-edges: the lowest confidence of a job edge taken."),
     data_dir: Path | None = DataDirOption,
     json_out: bool = JsonOption,
 ) -> None:
@@ -168,16 +174,57 @@ def finetune_command(
 
     settings = load_settings()
     root = resolve_data_dir(settings, data_dir)
-    with progress_bars() as bars:
+    with _graph_store(settings, with_job_edges) as store, progress_bars() as bars:
         bars.phase(f"{'finetune' if pretrained else 'train'} on {dataset}", max_batches)
         out = finetune_target(settings, dataset=dataset, pretrained=pretrained, model=model, max_batches=max_batches,
                               max_minutes=max_minutes, seed=seed, name=name, early_stopping=early_stopping,
-                              data_dir=root, progress=_progress_update(bars))
+                              data_dir=root, progress=_progress_update(bars), store=store,
+                              min_confidence=min_confidence)
     if json_out:
         print_json(out)
         return
     console.print(f"{out['stage']} on {dataset}: {out['metrics']}; model saved to {out['directory']}; "
                   f"embedding set {out['embedding_set']} v{out['version']} ({out['items']:,} items)")
+    if out["job_edges"] is not None:
+        console.print(f"job edges: {out['job_edges']}")
+
+
+@contextmanager
+def _graph_store(settings, wanted: bool = True):
+    """The graph store when ``wanted`` (closed afterwards), else None."""
+    if not wanted:
+        yield None
+        return
+    from kg_builder.graphdb import GraphStore
+
+    with GraphStore.from_settings(settings) as store:
+        yield store
+
+
+@app.command("refresh")
+@handle_errors
+def refresh_command(
+    name: str = typer.Argument(..., help="The set's name (saved by `kgforge embed finetune`)."),
+    min_confidence: float | None = typer.Option(None, "--min-confidence", min=0.0, max=1.0,
+                                                help="Lowest confidence of a job edge (default: the set's own)."),
+    data_dir: Path | None = DataDirOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Recompute a set with its saved model over the graph as it is now (job edges included), without
+    training; saves a new version in which only the affected nodes' rows change (gnn/refresh.py)."""
+    from gnn.refresh import refresh_embedding_set
+    from gnn.store import EmbeddingStore
+
+    settings = load_settings()
+    EmbeddingStore(settings).metadata(name)  # an unknown set is named before the graph is asked
+    with _graph_store(settings) as store:
+        out = refresh_embedding_set(settings, name, store=store, data_dir=resolve_data_dir(settings, data_dir),
+                                    min_confidence=min_confidence)
+    if json_out:
+        print_json(out)
+        return
+    console.print(f"{name} v{out['version']} (from v{out['refreshed_from']}): {out['changed']:,} of "
+                  f"{out['items']:,} rows changed in {out['seconds']:.1f}s; job edges: {out['job_edges']}")
 
 
 @app.command("eval")

@@ -82,12 +82,15 @@ def status_command(
     console.print(table)
     if sets:
         table = Table(title=f"{len(sets)} embedding set(s) (latest versions)")
-        for column in ("set", "version", "model", "domain", "nodes", "domain nodes now", "missing"):
+        for column in ("set", "v", "model", "domain", "nodes", "nodes now", "missing", "new job edges"):
             table.add_column(column, overflow="fold")
         for s in sets:
             table.add_row(s["name"], str(s["version"]), s["model"], s["domain"] or "?", str(s["nodes"]),
                           "-" if s["nodes_now"] is None else str(s["nodes_now"]),
-                          "-" if s["missing_nodes"] is None else str(s["missing_nodes"]))
+                          "-" if s["missing_nodes"] is None else str(s["missing_nodes"]),
+                          "-" if s["new_job_edges"] is None else str(s["new_job_edges"]))
         console.print(table)
+        if any(s["new_job_edges"] for s in sets):
+            console.print("sets with new job edges: `kgforge embed refresh NAME` takes them in without training")
     if graph_error:
         err_console.print(f"[yellow]graph unavailable, staleness unknown:[/] {graph_error}")

@@ -38,3 +38,9 @@ def test_list_export_and_delete_a_set(tmp_path, monkeypatch):
     assert missing.exit_code != 0 and "no-such-set" in missing.output
     deleted = runner.invoke(app, ["embed", "delete", "office-text"])
     assert deleted.exit_code == 0 and store.list() == []
+
+
+def test_refresh_of_an_unknown_set_names_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("KGFORGE_HOME", str(tmp_path / "home"))
+    refreshed = CliRunner().invoke(app, ["embed", "refresh", "no-such-set"])
+    assert refreshed.exit_code != 0 and "no-such-set" in refreshed.output
