@@ -25,10 +25,12 @@ With ``train=True`` every student row is trained with the defaults and saved as
 (so ``kgforge rec recommend --model sasrec-text-amazon18_scientific-s0`` serves it);
 without it the saved versions are loaded (a missing one names the command that trains it).
 
-Sections (``sections``; ``kgforge rec eval --sections students,teachers,distilled``; the default
-is ``students`` only):
+Sections (``sections``; ``kgforge rec eval`` runs all three by default, ``--sections students``
+only the student rows):
 
-* ``students``: the rows above.
+* ``students``: the rows above, and with ``graph`` each student with ``text+graph:gnn-<dataset>``
+  knowledge (the graph embedding set beside the title vectors; a ``not run`` row naming ``kgforge
+  embed finetune`` when that set is not saved).
 * ``teachers``: the text teacher (:mod:`recommender.teachers.text_teacher`, one run, seed 0, saved
   as ``text-teacher-minilm-<dataset>-s0``); the LLM teacher as a ``not run`` row (no LLM here); the
   text teacher with **seed-user** knowledge (:func:`recommender.teachers.seed_users.evaluate_seed_users`:
@@ -189,8 +191,15 @@ def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid"
     if unknown:
         raise InvalidInputError("sections", f"unknown section(s) {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     matrices: dict[str, Any] = {}
+    specs, not_run = list(knowledge), []
+    graph_spec = f"{DISTILL_KNOWLEDGE}+graph:{GRAPH_SET.format(dataset=dataset)}"
+    if graph and "students" in sections and graph_spec not in specs:
+        if _graph_set_saved(settings, dataset):
+            specs.append(graph_spec)
+        else:
+            not_run = [_graph_not_run(f"{m} + {graph_spec} knowledge", dataset) for m in students]
     for model_name in (students if "students" in sections else ()):
-        for spec in knowledge:
+        for spec in specs:
             runs, timings = [], []
             for seed in seeds:
                 name = saved_name(model_name, spec, dataset, seed)
@@ -218,6 +227,7 @@ def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid"
                    "per_seed": [{k: round(v, 4) for k, v in r.items()} for r in runs], "train_metrics": timings}
             logger.info("%s: %s", label, {k: row[k] for k in METRICS})
             rows.append(row)
+    rows.extend(not_run)
     if {"teachers", "distilled"} & set(sections):
         rows.extend(distillation_rows(
             data=data, sequences=sequences, dataset=dataset, seeds=seeds, students=students, store=store,
@@ -230,6 +240,18 @@ def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid"
                               "users), never on valid",
                 "train_kwargs": dict(train_kwargs or {}), "seconds": round(time.monotonic() - started, 1)}
     return {"protocol": protocol, "rows": rows}
+
+
+def _graph_set_saved(settings, dataset: str) -> bool:
+    from gnn.store import EmbeddingStore
+
+    return bool(EmbeddingStore(settings).versions(GRAPH_SET.format(dataset=dataset)))
+
+
+def _graph_not_run(label: str, dataset: str) -> dict[str, Any]:
+    graph_set = GRAPH_SET.format(dataset=dataset)
+    return {"row": label, "status": "not run",
+            "note": f"no embedding set {graph_set!r}: run `kgforge embed finetune --dataset {dataset}` first"}
 
 
 def _row_metrics(model, sequences) -> dict[str, float]:
@@ -321,9 +343,8 @@ def distillation_rows(*, data, sequences, dataset: str, seeds: Sequence[int], st
                     from gnn.store import EmbeddingSetNotFoundError
 
                     if with_graph and isinstance(e, EmbeddingSetNotFoundError):
-                        rows.append({"row": label, "model": model_name, "method": plan, "knowledge": full_spec,
-                                     "status": "not run", "note": f"no embedding set {graph_set!r}: run "
-                                     f"`kgforge embed finetune` for {dataset} first"})
+                        rows.append({**_graph_not_run(label, dataset), "model": model_name, "method": plan,
+                                     "knowledge": full_spec})
                         continue
                     raise
                 row = {"row": label, "model": model_name, "method": plan, "knowledge": full_spec, "teacher": teacher_name,

@@ -75,13 +75,13 @@ def eval_command(
     train: bool = typer.Option(False, "--train", help="Train (and save) every model the rows need first; "
                                                       "otherwise the saved ones are loaded."),
     train_missing: bool = typer.Option(False, "--train-missing", help="Train only the models not saved yet."),
-    sections: str = typer.Option("students", "--sections",
-                                 help="Row groups: students, teachers, distilled (comma-separated; the whole table: all three)."),
+    sections: str = typer.Option("students,teachers,distilled", "--sections",
+                                 help="Row groups: students, teachers, distilled (comma-separated)."),
     students: str = typer.Option("sasrec,gru4rec", "--students", help="Students of the student and distilled rows."),
     methods: str = typer.Option(",".join(("dllm2rec", "slmrec", "dllm2rec+slmrec", "kar", "kar+dllm2rec+slmrec")),
                                 "--methods", help="Distillation plans of the distilled rows (comma-separated)."),
-    graph: bool = typer.Option(True, "--graph/--no-graph", help="Also the distilled rows with the graph's "
-                                                                "embedding set gnn-<dataset> (when saved)."),
+    graph: bool = typer.Option(True, "--graph/--no-graph", help="Also the student and distilled rows with the "
+                                                                "graph's embedding set gnn-<dataset> (when saved)."),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Most epochs per student (default: recommender.train)."),
     teacher_minutes: float = typer.Option(12.0, "--teacher-minutes", min=0.5,
                                           help="Wall-clock budget of the text teacher's fine-tuning."),

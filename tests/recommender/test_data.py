@@ -85,16 +85,21 @@ def test_cli_trains_evaluates_saves_and_recommends(tmp_path, monkeypatch):
     monkeypatch.setenv("KGFORGE_HOME", str(tmp_path / "home"))
     runner = CliRunner()
     out = runner.invoke(app, ["rec", "eval", "--dataset", "amazon18_scientific", "--split", "test", "--data-dir",
-                              str(root), "--train", "--seeds", "0", "--epochs", "2", "--json"])
+                              str(root), "--train", "--seeds", "0", "--epochs", "2", "--sections", "students",
+                              "--json"])
     assert out.exit_code == 0, out.output
     result = json.loads(out.stdout[out.stdout.index("{"):])
     assert result["protocol"]["split"] == "test" and "full ranking" in result["protocol"]["ranking"]
     rows = {r["row"]: r for r in result["rows"]}
+    graph_rows = {f"{m} + text+graph:gnn-amazon18_scientific knowledge" for m in ("sasrec", "gru4rec")}
     assert set(rows) == {"popularity", "sasrec (ID only)", "sasrec + text knowledge", "gru4rec (ID only)",
-                         "gru4rec + text knowledge"}
-    assert all(0.0 <= r["ndcg@10"] <= r["hr@10"] <= r["hr@20"] <= 1.0 for r in rows.values())
+                         "gru4rec + text knowledge", *graph_rows}
+    # no graph embedding set in this home: those rows say so and name the command
+    assert all(rows[r]["status"] == "not run" and "kgforge embed finetune" in rows[r]["note"] for r in graph_rows)
+    assert all(0.0 <= r["ndcg@10"] <= r["hr@10"] <= r["hr@20"] <= 1.0 for k, r in rows.items() if k not in graph_rows)
     # without --train the saved models are read back: same numbers
-    again = runner.invoke(app, ["rec", "eval", "--split", "test", "--data-dir", str(root), "--seeds", "0", "--json"])
+    again = runner.invoke(app, ["rec", "eval", "--split", "test", "--data-dir", str(root), "--seeds", "0",
+                                "--sections", "students", "--json"])
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout[again.stdout.index("{"):])["rows"][1]["ndcg@10"] == rows["sasrec (ID only)"]["ndcg@10"]
     rec = runner.invoke(app, ["rec", "recommend", "--model", "sasrec-none-amazon18_scientific-s0", "--history",
@@ -108,7 +113,7 @@ def test_cli_trains_evaluates_saves_and_recommends(tmp_path, monkeypatch):
     user = runner.invoke(app, ["rec", "recommend", "--model", "sasrec-none-amazon18_scientific-s0", "--user", "3",
                                "--data-dir", str(root), "--json"])
     assert user.exit_code == 0, user.output
-    missing = runner.invoke(app, ["rec", "eval", "--data-dir", str(root), "--seeds", "7"])
+    missing = runner.invoke(app, ["rec", "eval", "--data-dir", str(root), "--seeds", "7", "--sections", "students"])
     assert missing.exit_code == 1 and "kgforge rec train" in missing.output
 
 
