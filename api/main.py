@@ -78,7 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Stuck and orphaned jobs are re-enqueued at start-up and every KGFORGE_JOB_REAPER_INTERVAL_S.
         from workers.reaper import JobReaper
 
-        reaper = JobReaper(lambda: services.jobs, lambda: services.celery, settings).start()
+        from api.routers.training import app_training_store
+
+        reaper = JobReaper(lambda: services.jobs, lambda: services.celery, settings,
+                           training=lambda: app_training_store(app)).start()
         app.state.reaper = reaper
         if settings.graph_uri:  # a server database (Neo4j in compose): its schema at service start
             threading.Thread(target=_setup_graph_schema, args=(services,), name="graph-schema", daemon=True).start()

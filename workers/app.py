@@ -77,6 +77,14 @@ def enqueue_job(app: Celery, job_id: str) -> None:
     )
 
 
+def enqueue_training(app: Celery, run_id: str) -> None:
+    """Send ``kgforge.train(run_id)`` (a training run, :mod:`kg_builder.jobs.training`), as
+    :func:`enqueue_job` sends a job."""
+    from kg_builder.jobs.training import TASK_TRAIN
+
+    app.send_task(TASK_TRAIN, args=[run_id], ignore_result=True, retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+
+
 def broker_ping(app: Celery, timeout: float = CONNECT_TIMEOUT_S) -> None:
     """Raise when the broker cannot be reached within about ``timeout`` seconds (``/readyz``)."""
     with app.connection_for_write() as connection:
@@ -86,4 +94,4 @@ def broker_ping(app: Celery, timeout: float = CONNECT_TIMEOUT_S) -> None:
 
 app = create_celery()
 
-__all__ = ["TASK_RUN_JOB", "app", "broker_ping", "create_celery", "enqueue_job"]
+__all__ = ["TASK_RUN_JOB", "app", "broker_ping", "create_celery", "enqueue_job", "enqueue_training"]

@@ -1,5 +1,5 @@
-"""The job reaper: stuck and orphaned jobs are enqueued again (or failed), never left for the broker's
-visibility timeout.
+"""The job reaper: stuck and orphaned jobs (and training runs, by the same rule) are enqueued again
+(or failed), never left for the broker's visibility timeout.
 
 What it repairs, every ``KGFORGE_JOB_REAPER_INTERVAL_S`` seconds and once at start-up (the API
 runs it in a thread, :class:`JobReaper`):
@@ -30,15 +30,18 @@ from collections.abc import Callable
 from typing import Any
 
 from kg_builder.jobs import JobStore, ReapReport
+from kg_builder.jobs.training import TASK_TRAIN
+from kg_builder.jobs.training_store import TrainingStore
 from kg_builder.settings import Settings
-from workers.app import TASK_RUN_JOB, enqueue_job
+from workers.app import TASK_RUN_JOB, enqueue_job, enqueue_training
 
 log = logging.getLogger(__name__)
 
 
-def _job_id(message: dict[str, Any]) -> str | None:
-    """The job id of a kombu message dict of ``kgforge.run_job`` (protocol 2, JSON body), else None."""
-    if (message.get("headers") or {}).get("task") != TASK_RUN_JOB:
+def _job_id(message: dict[str, Any], task: str = TASK_RUN_JOB) -> str | None:
+    """The first argument (job or run id) of a kombu message dict of ``task`` (protocol 2, JSON body),
+    else None."""
+    if (message.get("headers") or {}).get("task") != task:
         return None
     body = message.get("body")
     try:
@@ -50,9 +53,10 @@ def _job_id(message: dict[str, Any]) -> str | None:
         return None
 
 
-def broker_job_ids(app: Any, *, unacked_max_age_s: float) -> set[str]:
-    """Job ids of every ``kgforge.run_job`` message the Redis broker holds: queued, or delivered less
-    than ``unacked_max_age_s`` ago and not yet acknowledged. Raises when the broker cannot be read."""
+def broker_job_ids(app: Any, *, unacked_max_age_s: float, task: str = TASK_RUN_JOB) -> set[str]:
+    """Ids of every ``task`` message (``kgforge.run_job`` by default, ``kgforge.train`` for training
+    runs) the Redis broker holds: queued, or delivered less than ``unacked_max_age_s`` ago and not
+    yet acknowledged. Raises when the broker cannot be read."""
     queue = app.conf.task_default_queue
     found: set[str] = set()
     with app.connection_for_read() as connection:
@@ -61,45 +65,63 @@ def broker_job_ids(app: Any, *, unacked_max_age_s: float) -> set[str]:
         keys = {channel._q_for_pri(queue, pri) for pri in channel.priority_steps}
         for key in keys:
             for raw in client.lrange(key, 0, -1):
-                job = _job_id(json.loads(raw))
+                job = _job_id(json.loads(raw), task)
                 if job:
                     found.add(job)
         fresh = set(client.zrangebyscore(channel.unacked_index_key, time.time() - unacked_max_age_s, "+inf"))
         for tag, raw in client.hgetall(channel.unacked_key).items():
             if tag in fresh:
-                job = _job_id(json.loads(raw)[0])
+                job = _job_id(json.loads(raw)[0], task)
                 if job:
                     found.add(job)
     return found
 
 
-def reap_once(jobs: JobStore, app: Any, settings: Settings, *, reason: str | None = None,
-              count_deaths: bool = True, enqueue: Callable[[Any, str], None] = enqueue_job) -> ReapReport:
-    """One pass: repair stuck and orphaned jobs (module docstring) and send their messages."""
+def _reap(what: str, task: str, reap: Callable[..., ReapReport], app: Any, settings: Settings, *,
+          reason: str | None, count_deaths: bool, enqueue: Callable[[Any, str], None]) -> ReapReport:
+    """One pass over one store (``reap``: its ``reap`` method): ask the broker which ``task`` ids it
+    holds, repair the store's rows, send the messages they need."""
     try:
         known: set[str] | None = broker_job_ids(
-            app, unacked_max_age_s=settings.job_queued_grace_s + settings.task_retry_backoff_max)
+            app, unacked_max_age_s=settings.job_queued_grace_s + settings.task_retry_backoff_max, task=task)
     except Exception as e:  # an unreachable broker: orphans are still requeued, sent once it is back
-        log.warning("reaper: cannot read the broker (%s: %s); queued jobs are left alone", type(e).__name__, e)
+        log.warning("reaper: cannot read the broker (%s: %s); queued %ss are left alone", type(e).__name__, e, what)
         known = None
-    report = jobs.reap(broker_jobs=known, queued_grace_s=settings.job_queued_grace_s, reason=reason,
-                       count_deaths=count_deaths)
-    for job_id in report.resend:
+    report = reap(known, queued_grace_s=settings.job_queued_grace_s, reason=reason, count_deaths=count_deaths)
+    for row_id in report.resend:
         try:
-            enqueue(app, job_id)
+            enqueue(app, row_id)
         except Exception as e:  # stays queued; the next pass finds it again
-            log.warning("reaper: could not enqueue job %s (%s: %s); trying again next pass", job_id,
+            log.warning("reaper: could not enqueue %s %s (%s: %s); trying again next pass", what, row_id,
                         type(e).__name__, e)
     if report.resend or report.failed:
-        log.warning("reaper: re-enqueued %s (orphaned: %s), failed %s", report.resend, report.requeued, report.failed)
+        log.warning("reaper: re-enqueued %ss %s (orphaned: %s), failed %s", what, report.resend, report.requeued,
+                    report.failed)
     return report
 
 
-class JobReaper:
-    """A daemon thread running :func:`reap_once` at start and then every ``interval`` seconds."""
+def reap_once(jobs: JobStore, app: Any, settings: Settings, *, reason: str | None = None,
+              count_deaths: bool = True, enqueue: Callable[[Any, str], None] = enqueue_job) -> ReapReport:
+    """One pass: repair stuck and orphaned jobs (module docstring) and send their messages."""
+    return _reap("job", TASK_RUN_JOB, lambda known, **kw: jobs.reap(broker_jobs=known, **kw), app, settings,
+                 reason=reason, count_deaths=count_deaths, enqueue=enqueue)
 
-    def __init__(self, jobs: Callable[[], JobStore], app: Callable[[], Any], settings: Settings):
-        self._jobs, self._app, self.settings = jobs, app, settings
+
+def reap_training_once(runs: TrainingStore, app: Any, settings: Settings, *, reason: str | None = None,
+                       count_deaths: bool = True,
+                       enqueue: Callable[[Any, str], None] = enqueue_training) -> ReapReport:
+    """One pass over the training runs, by the same rule as the jobs."""
+    return _reap("training run", TASK_TRAIN, lambda known, **kw: runs.reap(broker_runs=known, **kw), app, settings,
+                 reason=reason, count_deaths=count_deaths, enqueue=enqueue)
+
+
+class JobReaper:
+    """A daemon thread running :func:`reap_once` (and :func:`reap_training_once` when given the
+    training store) at start and then every ``interval`` seconds."""
+
+    def __init__(self, jobs: Callable[[], JobStore], app: Callable[[], Any], settings: Settings,
+                 training: Callable[[], TrainingStore] | None = None):
+        self._jobs, self._app, self.settings, self._training = jobs, app, settings, training
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="job-reaper", daemon=True)
         self.passes = 0
@@ -111,6 +133,11 @@ class JobReaper:
                 reap_once(self._jobs(), self._app(), self.settings)
             except Exception:
                 log.exception("reaper pass failed; trying again in %.0f s", interval)
+            if self._training is not None:
+                try:
+                    reap_training_once(self._training(), self._app(), self.settings)
+                except Exception:
+                    log.exception("training-run reaper pass failed; trying again in %.0f s", interval)
             self.passes += 1
             if interval <= 0 or self._stop.wait(interval):
                 return
@@ -125,4 +152,4 @@ class JobReaper:
             self._thread.join(timeout=10)
 
 
-__all__ = ["JobReaper", "broker_job_ids", "reap_once"]
+__all__ = ["JobReaper", "broker_job_ids", "reap_once", "reap_training_once"]

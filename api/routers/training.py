@@ -30,7 +30,7 @@ from api.errors import invalid
 from api.schemas import ErrorPublic
 from kg_builder.errors import InvalidInputError
 from kg_builder.jobs import JobStatus
-from kg_builder.jobs.training import KINDS, TASK_TRAIN, validate_submission
+from kg_builder.jobs.training import KINDS, validate_submission
 from kg_builder.jobs.training_store import TrainingRun, TrainingRunNotFoundError, TrainingRunPage, TrainingStore
 from kg_builder.models.saved import ModelNotTrainedError
 
@@ -60,16 +60,22 @@ class TrainingAccepted(TrainingRun):
     url: str = Field(description="Where to follow the run.")
 
 
-def training_store(request: Request) -> TrainingStore:
-    """The app's training-run store, opened on first use (tests may set ``app.state.training_store``)."""
-    store = getattr(request.app.state, "training_store", None)
+def app_training_store(app: Any) -> TrainingStore:
+    """``app``'s training-run store, opened on first use (tests may set ``app.state.training_store``);
+    the routes and the reaper share it."""
+    store = getattr(app.state, "training_store", None)
     if store is None:
         with _STORE_LOCK:
-            store = getattr(request.app.state, "training_store", None)
+            store = getattr(app.state, "training_store", None)
             if store is None:
-                store = TrainingStore.from_settings(request.app.state.services.settings)
-                request.app.state.training_store = store
+                store = TrainingStore.from_settings(app.state.services.settings)
+                app.state.training_store = store
     return store
+
+
+def training_store(request: Request) -> TrainingStore:
+    """The request's app's training-run store (:func:`app_training_store`)."""
+    return app_training_store(request.app)
 
 
 StoreDep = Annotated[TrainingStore, Depends(training_store)]
@@ -94,11 +100,10 @@ def submit_training(body: TrainingCreate, services: ServicesDep, runs: StoreDep,
     except ModelNotTrainedError as e:
         return JSONResponse({"detail": str(e)}, status_code=status.HTTP_409_CONFLICT)
     run = runs.create(kind.name, params.model_dump(mode="json"), client=who.key_id)
-    from workers.app import PUBLISH_RETRY_POLICY
+    from workers.app import enqueue_training
 
     try:
-        services.celery.send_task(TASK_TRAIN, args=[run.id], ignore_result=True, retry=True,
-                                  retry_policy=PUBLISH_RETRY_POLICY)
+        enqueue_training(services.celery, run.id)
     except Exception as e:
         message = f"could not enqueue the training run: broker unreachable ({type(e).__name__}: {e})"
         log.error("training run %s: %s", run.id, message)

@@ -65,6 +65,7 @@ from kg_builder.pipeline.pipeline import PipelineOptions, SourceEntity
 from kg_builder.settings import Settings
 
 from . import lease
+from .lease import ReapReport
 from .sql import BUSY_TIMEOUT_S, Backend, BackendError, Connection, is_postgres_url, open_backend, redact  # noqa: F401
 from .models import (
     EntityError,
@@ -176,15 +177,6 @@ class Claim:
     job: Job
     claimed: bool
     reason: str = ""
-
-
-@dataclass
-class ReapReport:
-    """What one :meth:`JobStore.reap` pass did: jobs to enqueue again, and jobs it failed."""
-
-    requeued: list[str] = field(default_factory=list)  # orphaned running jobs, now queued again
-    resend: list[str] = field(default_factory=list)  # every job that needs a new broker message
-    failed: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -386,57 +378,15 @@ class JobStore:
 
     def reap(self, *, broker_jobs: set[str] | None, queued_grace_s: float, reason: str | None = None,
              count_deaths: bool = True) -> ReapReport:
-        """Find jobs nobody will run and make them runnable again (or fail them), in one transaction.
-
-        * **orphaned** ``running`` jobs: their lease is dead (worker killed, stopped heartbeating, or
-          released without the job going back to the queue for ``queued_grace_s``): back to ``queued``
-          with the reason in ``error``, and a worker death counted (``count_deaths``; a clean
-          ``kgforge up`` shutdown does not count one); past ``max_deliveries`` deaths the job fails.
-        * **stuck** ``queued`` jobs: not updated for ``queued_grace_s`` and absent from the broker
-          (``broker_jobs``: the job ids its queues and unacknowledged messages hold; None when the
-          broker could not be asked, then queued jobs are left alone).
-
-        Returns the ids that need a new broker message (``resend``): a duplicate message is harmless,
-        the lease stops a second run.
-        """
-        report = ReapReport()
-        now_s = time.time()
-        now = _now()
+        """Find jobs nobody will run and make them runnable again (or fail them), in one transaction:
+        orphaned ``running`` jobs and stuck ``queued`` ones (``broker_jobs``: the job ids the broker
+        holds, None when it could not be asked), by :func:`kg_builder.jobs.lease.reap_rows`'s rule.
+        Returns the ids that need a new broker message (``resend``)."""
         with self._tx() as conn:
-            rows = conn.execute(
-                "SELECT id, status, owner, heartbeat, worker_deaths, updated_at FROM jobs WHERE status IN (?, ?) "
-                "ORDER BY id" + self._db.for_update,  # one lock order: two reapers cannot deadlock
-                (JobStatus.queued.value, JobStatus.running.value),
-            ).fetchall()
-            for r in rows:
-                age = now_s - datetime.fromisoformat(r["updated_at"]).timestamp()
-                if r["status"] == JobStatus.running.value:
-                    if r["owner"] is None:
-                        if age < queued_grace_s:
-                            continue
-                        why = reason or "it was left running without a worker"
-                        deaths = r["worker_deaths"]
-                    elif lease.lease_alive(r["owner"], r["heartbeat"], lease_s=self.lease_s, now=now_s):
-                        continue
-                    else:
-                        why = reason or f"its worker stopped ({lease.describe(r['owner'], r['heartbeat'], now_s)})"
-                        deaths = r["worker_deaths"] + (1 if count_deaths else 0)
-                    if deaths > self.max_deliveries:
-                        conn.execute("UPDATE jobs SET worker_deaths=? WHERE id=?", (deaths, r["id"]))
-                        self._finish(conn, r["id"], JobStatus.failed, now, self._deaths_message(deaths))
-                        report.failed.append(r["id"])
-                        continue
-                    conn.execute(
-                        "UPDATE jobs SET status=?, owner=NULL, heartbeat=NULL, worker_deaths=?, error=?, updated_at=? "
-                        "WHERE id=?",
-                        (JobStatus.queued.value, deaths, f"re-queued: {why}", now, r["id"]),
-                    )
-                    report.requeued.append(r["id"])
-                    report.resend.append(r["id"])
-                elif broker_jobs is not None and r["id"] not in broker_jobs and age >= queued_grace_s:
-                    conn.execute("UPDATE jobs SET updated_at=? WHERE id=?", (now, r["id"]))
-                    report.resend.append(r["id"])
-        return report
+            return lease.reap_rows(conn, table="jobs", for_update=self._db.for_update, lease_s=self.lease_s,
+                                   max_deliveries=self.max_deliveries, broker_ids=broker_jobs,
+                                   queued_grace_s=queued_grace_s, reason=reason, count_deaths=count_deaths,
+                                   finish=self._finish, deaths_message=self._deaths_message, now=_now())
 
     def submission(self, job_id: str) -> JobSubmission:
         """What was submitted (entities in order, domain, options)."""

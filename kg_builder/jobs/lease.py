@@ -21,7 +21,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -111,6 +112,74 @@ def decide_claim(row: Mapping[str, Any], *, owner: str, lease_s: float, max_deli
     return ClaimDecision(ClaimAction.take, None, deaths)
 
 
+@dataclass
+class ReapReport:
+    """What one reaper pass did on one table: rows to enqueue again, and rows it failed."""
+
+    requeued: list[str] = field(default_factory=list)  # orphaned running rows, now queued again
+    resend: list[str] = field(default_factory=list)  # every row that needs a new broker message
+    failed: list[str] = field(default_factory=list)
+
+
+def reap_rows(conn: Any, *, table: str, for_update: str, lease_s: float, max_deliveries: int,
+              broker_ids: set[str] | None, queued_grace_s: float, reason: str | None, count_deaths: bool,
+              finish: Callable[[Any, str, JobStatus, str, str | None], None],
+              deaths_message: Callable[[int], str], now: str) -> ReapReport:
+    """The reaper's rule, in the caller's transaction, for a store table (``jobs``, ``training_runs``)
+    with ``id``, ``status``, ``owner``, ``heartbeat``, ``worker_deaths`` and ``updated_at``:
+
+    * **orphaned** ``running`` rows: their lease is dead (worker killed, stopped heartbeating, or
+      released without the row going back to the queue for ``queued_grace_s``): back to ``queued``
+      with the reason in ``error``, and a worker death counted (``count_deaths``; a clean ``kgforge
+      up`` shutdown does not count one); past ``max_deliveries`` deaths the row fails
+      (``finish(conn, id, failed, now, deaths_message(deaths))``).
+    * **stuck** ``queued`` rows: not updated for ``queued_grace_s`` and absent from the broker
+      (``broker_ids``: the ids its queues and unacknowledged messages hold; None when the broker
+      could not be asked, then queued rows are left alone).
+
+    Returns the ids that need a new broker message (``resend``): a duplicate message is harmless,
+    the lease stops a second run.
+    """
+    if table not in ("jobs", "training_runs"):
+        raise ValueError(f"no reaper rule for table {table!r}")
+    report = ReapReport()
+    now_s = time.time()
+    rows = conn.execute(
+        f"SELECT id, status, owner, heartbeat, worker_deaths, updated_at FROM {table} WHERE status IN (?, ?) "
+        "ORDER BY id" + for_update,  # one lock order: two reapers cannot deadlock
+        (JobStatus.queued.value, JobStatus.running.value),
+    ).fetchall()
+    for r in rows:
+        age = now_s - datetime.fromisoformat(r["updated_at"]).timestamp()
+        if r["status"] == JobStatus.running.value:
+            if r["owner"] is None:
+                if age < queued_grace_s:
+                    continue
+                why = reason or "it was left running without a worker"
+                deaths = r["worker_deaths"]
+            elif lease_alive(r["owner"], r["heartbeat"], lease_s=lease_s, now=now_s):
+                continue
+            else:
+                why = reason or f"its worker stopped ({describe(r['owner'], r['heartbeat'], now_s)})"
+                deaths = r["worker_deaths"] + (1 if count_deaths else 0)
+            if deaths > max_deliveries:
+                conn.execute(f"UPDATE {table} SET worker_deaths=? WHERE id=?", (deaths, r["id"]))
+                finish(conn, r["id"], JobStatus.failed, now, deaths_message(deaths))
+                report.failed.append(r["id"])
+                continue
+            conn.execute(
+                f"UPDATE {table} SET status=?, owner=NULL, heartbeat=NULL, worker_deaths=?, error=?, updated_at=? "
+                "WHERE id=?",
+                (JobStatus.queued.value, deaths, f"re-queued: {why}", now, r["id"]),
+            )
+            report.requeued.append(r["id"])
+            report.resend.append(r["id"])
+        elif broker_ids is not None and r["id"] not in broker_ids and age >= queued_grace_s:
+            conn.execute(f"UPDATE {table} SET updated_at=? WHERE id=?", (now, r["id"]))
+            report.resend.append(r["id"])
+    return report
+
+
 class Heartbeat:
     """A daemon thread that calls ``beat()`` every ``interval`` seconds until stopped.
 
@@ -150,4 +219,4 @@ class Heartbeat:
         self.stop()
 
 
-__all__ = ["ClaimAction", "ClaimDecision", "Heartbeat", "decide_claim", "describe", "lease_alive", "make_owner", "parse_owner", "process_exists"]
+__all__ = ["ClaimAction", "ClaimDecision", "Heartbeat", "ReapReport", "decide_claim", "reap_rows", "describe", "lease_alive", "make_owner", "parse_owner", "process_exists"]

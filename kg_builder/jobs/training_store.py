@@ -312,10 +312,7 @@ class TrainingStore:
                 self._finish(conn, run_id, JobStatus.cancelled, now, None)
             elif decision.action is lease.ClaimAction.fail:
                 conn.execute("UPDATE training_runs SET worker_deaths=? WHERE id=?", (decision.deaths, run_id))
-                self._finish(conn, run_id, JobStatus.failed, now,
-                             f"worker died {decision.deaths} times while running this training run (more than "
-                             f"KGFORGE_TASK_MAX_DELIVERIES={self.max_deliveries}); it may crash its worker "
-                             "(out of memory?): see the worker logs, lower the budget and submit it again")
+                self._finish(conn, run_id, JobStatus.failed, now, self._deaths_message(decision.deaths))
             if decision.action is not lease.ClaimAction.take:
                 return TrainingClaim(self._read(conn, run_id), False, decision.reason)
             conn.execute(
@@ -324,6 +321,22 @@ class TrainingStore:
                 (JobStatus.running.value, now, now, owner, now_s, decision.deaths, run_id),
             )
             return TrainingClaim(self._read(conn, run_id), True)
+
+    def _deaths_message(self, deaths: int) -> str:
+        return (f"worker died {deaths} times while running this training run (more than "
+                f"KGFORGE_TASK_MAX_DELIVERIES={self.max_deliveries}); it may crash its worker "
+                "(out of memory?): see the worker logs, lower the budget and submit it again")
+
+    def reap(self, *, broker_runs: set[str] | None, queued_grace_s: float, reason: str | None = None,
+             count_deaths: bool = True) -> lease.ReapReport:
+        """Orphaned ``running`` runs and stuck ``queued`` ones made runnable again (or failed), in one
+        transaction, by the job reaper's rule (:func:`kg_builder.jobs.lease.reap_rows`);
+        ``broker_runs``: the run ids the broker holds (None when it could not be asked)."""
+        with self._tx() as conn:
+            return lease.reap_rows(conn, table="training_runs", for_update=self._db.for_update,
+                                   lease_s=self.lease_s, max_deliveries=self.max_deliveries, broker_ids=broker_runs,
+                                   queued_grace_s=queued_grace_s, reason=reason, count_deaths=count_deaths,
+                                   finish=self._finish, deaths_message=self._deaths_message, now=_now())
 
     def heartbeat(self, run_id: str, owner: str) -> bool:
         """Refresh ``owner``'s lease; False when it no longer holds the run."""

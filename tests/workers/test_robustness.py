@@ -87,6 +87,27 @@ def test_a_job_that_never_reached_the_broker_is_re_enqueued_and_runs_once(job_se
     assert broker_job_ids(app, unacked_max_age_s=60) == set()  # every message acknowledged
 
 
+def test_a_training_run_the_broker_lost_gets_a_new_message_and_a_job_message_does_not_count(job_settings):
+    from kg_builder.jobs.training import TASK_TRAIN
+    from kg_builder.jobs.training_store import TrainingStore
+    from workers.app import enqueue_training
+    from workers.reaper import reap_training_once
+
+    app = create_celery(job_settings)
+    app.control.purge()
+    runs = TrainingStore.from_settings(job_settings)
+    lost = runs.create("embed_pretrain", {})  # persisted, never enqueued
+    held = runs.create("embed_pretrain", {})
+    enqueue_training(app, held.id)
+    enqueue_job(app, lost.id)  # a job message with the same id is not the run's message
+    time.sleep(1.2)
+    assert broker_job_ids(app, unacked_max_age_s=60, task=TASK_TRAIN) == {held.id}
+    report = reap_training_once(runs, app, job_settings)
+    assert report.resend == [lost.id]
+    assert broker_job_ids(app, unacked_max_age_s=60, task=TASK_TRAIN) == {held.id, lost.id}
+    app.control.purge()
+
+
 def test_the_soft_time_limit_fails_the_job_naming_it_and_keeps_done_entities(job_settings, monkeypatch):
     app = create_celery(job_settings)
     jobs = JobStore.from_settings(job_settings)

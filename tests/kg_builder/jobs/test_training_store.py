@@ -130,3 +130,33 @@ def test_shares_the_job_database_and_reopens_it(jobs_target):
     reopened = TrainingStore(jobs_target)
     assert reopened.get(run.id).params == {"epochs": 2}
     assert reopened.backend == jobs.backend
+
+
+def test_the_reaper_requeues_orphaned_runs_resends_lost_ones_and_fails_after_too_many_deaths(jobs_target):
+    """The job reaper's rule on the training runs: a run whose worker died goes back to the queue
+    (a death counted) and gets a new message; a queued run the broker lost gets one; a live run and
+    a run the broker holds are left alone."""
+    import os
+    import socket
+
+    runs = TrainingStore(jobs_target, lease_s=30, max_deliveries=1)
+    orphan, lost, held, live = (runs.create("embed_pretrain", {}) for _ in range(4))
+    assert runs.claim(orphan.id, f"{socket.gethostname()}:999999999:task-o").claimed  # no such process
+    assert runs.claim(live.id, f"{socket.gethostname()}:{os.getpid()}:task-l").claimed  # this process
+    with runs._tx() as conn:  # queued for a minute, as if the API died before enqueueing
+        conn.execute("UPDATE training_runs SET updated_at=? WHERE id IN (?, ?)",
+                     ("2000-01-01T00:00:00+00:00", lost.id, held.id))
+
+    report = runs.reap(broker_runs={held.id}, queued_grace_s=10)
+    assert report.requeued == [orphan.id] and sorted(report.resend) == sorted([orphan.id, lost.id])
+    back = runs.get(orphan.id)
+    assert back.status is JobStatus.queued and back.worker_deaths == 1 and back.owner is None
+    assert "re-queued: its worker stopped" in back.error
+    assert runs.get(live.id).status is JobStatus.running and runs.get(held.id).status is JobStatus.queued
+    # An unreadable broker: queued runs are left alone, orphans are still found.
+    assert runs.reap(broker_runs=None, queued_grace_s=10).resend == []
+    # The second death is one more than max_deliveries: the run fails naming the cap.
+    assert runs.claim(orphan.id, f"{socket.gethostname()}:999999998:task-o2").claimed
+    failed = runs.reap(broker_runs=set(), queued_grace_s=10)
+    assert failed.failed == [orphan.id]
+    assert runs.get(orphan.id).status is JobStatus.failed and "KGFORGE_TASK_MAX_DELIVERIES=1" in runs.get(orphan.id).error
