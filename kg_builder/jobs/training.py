@@ -234,6 +234,10 @@ class EmbedFinetuneParams(_Params):
     early_stopping: bool = Field(True, description="Stop on a train-only holdout (last train item of 20 % of users).")
     name: str | None = Field(None, pattern=NAME_PATTERN, description="Model and embedding-set name "
                                                                      "(default gnn-<dataset>).")
+    with_job_edges: bool = Field(False, description="Add the triples jobs wrote on the domain (from the worker's "
+                                                    "graph database) as edges weighted by their confidence.")
+    min_confidence: float = Field(0.0, ge=0.0, le=1.0, description="With with_job_edges: the lowest confidence "
+                                                                   "of a job edge taken.")
 
     @field_validator("dataset")
     @classmethod
@@ -297,9 +301,18 @@ def _embed_pretrain(settings: Settings, p: EmbedPretrainParams, progress: Progre
 def _embed_finetune(settings: Settings, p: EmbedFinetuneParams, progress: Progress) -> dict[str, Any]:
     from gnn.workflows import finetune_target
 
-    return finetune_target(settings, dataset=p.dataset, pretrained=p.pretrained, model=p.model,
-                           max_batches=p.max_batches, max_minutes=p.max_minutes, seed=p.seed, name=p.name,
-                           early_stopping=p.early_stopping, progress=progress)
+    def run(store) -> dict[str, Any]:
+        return finetune_target(settings, dataset=p.dataset, pretrained=p.pretrained, model=p.model,
+                               max_batches=p.max_batches, max_minutes=p.max_minutes, seed=p.seed, name=p.name,
+                               early_stopping=p.early_stopping, progress=progress, store=store,
+                               min_confidence=p.min_confidence)
+
+    if not p.with_job_edges:
+        return run(None)
+    from kg_builder.graphdb import GraphStore
+
+    with GraphStore.from_settings(settings) as store:
+        return run(store)
 
 
 def _rec_train(settings: Settings, p: RecTrainParams, progress: Progress) -> dict[str, Any]:

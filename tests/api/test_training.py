@@ -31,6 +31,7 @@ def _loc(response) -> list[str]:
     ("embed_finetune", {"dataset": "fb15k237"}, ["body", "params", "dataset"], "unknown recommendation dataset"),
     ("embed_finetune", {"max_minutes": -1}, ["body", "params", "max_minutes"], "greater than 0"),
     ("embed_finetune", {"data_dir": "/etc"}, ["body", "params", "data_dir"], "Extra inputs"),
+    ("embed_finetune", {"min_confidence": 1.5}, ["body", "params", "min_confidence"], "less than or equal to 1"),
     ("rec_train", {"model": "bert"}, ["body", "params", "model"], "sasrec"),
     ("rec_train", {"knowledge": "text+bogus"}, ["body", "params", "knowledge"], "unknown knowledge part"),
     ("no_such_kind", {}, ["body", "kind"], "embed_finetune"),
