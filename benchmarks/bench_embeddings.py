@@ -20,7 +20,13 @@ What it does, per dimension (default 64 and 384) in one run:
    keep-alive sends ``POST /v1/embeddings/{set}/search`` with a JSON vector (k 10), first against
    the default index (``auto``: HNSW at this size), then with the app's index cache switched to
    the exact scan; p50/p99 of the wall time of each request as the client sees it;
-5. prints a rich table and saves ``benchmarks/results/embeddings.json``.
+5. prints a rich table and saves ``benchmarks/results/embeddings.json``;
+6. **pretraining throughput** (``--pretrain-batches``, default 20 per objective; ``--only
+   pretraining`` runs just this part): LightGCN pretraining on Games + Office, each objective in
+   its own process (so the peak RSS is the training's own): ``next_item`` (the default: one
+   full-graph forward per batch, so graph edges propagated per second) beside ``link`` (BPR on
+   sampled, bounded subgraphs: supervision edges per second), with next-item pairs per second and
+   the peak resident memory.
 
 Run: ``.venv/bin/python benchmarks/bench_embeddings.py`` (about 5 minutes on 2 cores, most of it
 the 384-dimension HNSW build). The machine is shared and noisy: compare the ratios (exact over
@@ -191,6 +197,51 @@ def bench_dimension(dim: int, args: argparse.Namespace, home: Path) -> dict:
     return row
 
 
+def pretraining_child(objective: str, args: argparse.Namespace) -> None:
+    """In a fresh process (so its peak RSS is its own): export the sources, pretrain for
+    ``--pretrain-batches`` batches with ``objective``, print one JSON line."""
+    import resource
+
+    import torch
+
+    from gnn.export import export_domains
+    from gnn.train import pretrain
+
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    data = export_domains(args.pretrain_sources, data_dir=args.data_dir)
+    export_s = time.perf_counter() - started
+    edges = sum(int(data[et].edge_index.shape[1]) for et in data.edge_types)
+    nodes = sum(int(data[nt].num_nodes) for nt in data.node_types)
+    result = pretrain(data, "lightgcn", objective=objective, max_batches=args.pretrain_batches, seed=0,
+                      patience=None, validate=None)
+    m = result.metrics
+    train_s = float(m["seconds"])
+    print(json.dumps({
+        "objective": objective, "batches": args.pretrain_batches, "nodes": nodes, "graph_edges": edges,
+        "export_s": round(export_s, 1), "train_s": round(train_s, 1),
+        # next_item: one full-graph forward and backward per batch, so every graph edge is propagated
+        # each batch; link: sampled subgraphs, so the positive supervision edges are what it counts.
+        "pairs_per_s": m.get("pairs_per_s"), "supervision_edges_per_s": m.get("edges_per_s"),
+        "graph_edges_propagated_per_s": round(edges * args.pretrain_batches / train_s, 1)
+        if objective == "next_item" else None,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }))
+
+
+def bench_pretraining(args: argparse.Namespace) -> list[dict]:
+    """Pretraining throughput and peak memory, each objective in its own process."""
+    import sys
+
+    rows = []
+    for objective in ("next_item", "link"):
+        out = subprocess.run([sys.executable, __file__, "--pretrain-child", objective, "--pretrain-batches",
+                              str(args.pretrain_batches), "--data-dir", str(args.data_dir), "--pretrain-sources",
+                              *args.pretrain_sources], capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100_000)
@@ -203,7 +254,32 @@ def main() -> None:
                         help="FAISS OpenMP threads of the index builds (a single query always runs on one: gnn.index)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--pretrain-batches", type=int, default=20,
+                        help="Pretraining throughput: batches per objective (0: skip; needs the data directory).")
+    parser.add_argument("--pretrain-sources", nargs="+", default=["amazon18_games", "amazon14_office"])
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get(
+        "KGFORGE_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")))
+    parser.add_argument("--only", choices=("search", "pretraining"), default=None,
+                        help="Run one part (the other part's results are kept from the saved file).")
+    parser.add_argument("--pretrain-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.pretrain_child:
+        pretraining_child(args.pretrain_child, args)
+        return
+    previous = json.loads(args.out.read_text()) if args.only and args.out.exists() else {}
+    pretraining = previous.get("pretraining")
+    if args.only != "search" and args.pretrain_batches > 0:
+        if (args.data_dir / "rec").is_dir():
+            pretraining = {"sources": args.pretrain_sources, "model": "lightgcn", "threads": 1,
+                           "rows": bench_pretraining(args)}
+        else:
+            pretraining = {"skipped": f"no datasets in {args.data_dir} (set --data-dir or KGFORGE_DATA_DIR)"}
+    if args.only == "pretraining":
+        _print_pretraining(pretraining)
+        previous.update({"pretraining": pretraining})
+        args.out.write_text(json.dumps(previous, indent=2) + "\n")
+        print(f"saved {args.out}")
+        return
 
     import faiss
 
@@ -236,6 +312,7 @@ def main() -> None:
             table.add_row(d, shown if label == "default" else "exact flat", "API (uvicorn loopback)",
                           f"{a['p50_ms']:.3f}", f"{a['p99_ms']:.3f} {ok}", f"{a['recall_at_10']:.4f}", "")
     Console().print(table)
+    _print_pretraining(pretraining)
 
     result = {
         "benchmark": "bench_embeddings", "n": args.n, "dims": args.dims,
@@ -243,7 +320,7 @@ def main() -> None:
                  if args.clusters else f"uniform random unit vectors, seed {args.seed}"),
         "api_transport": "real uvicorn on 127.0.0.1 in a thread of the benchmark process, one httpx keep-alive client",
         "faiss_threads": args.threads, "targets": {"api_p99_ms": TARGET_API_P99_MS, "recall_at_10": TARGET_RECALL},
-        "rows": rows,
+        "rows": rows, "pretraining": pretraining,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg": os.getloadavg()},
         "git": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                               cwd=Path(__file__).resolve().parent).stdout.strip() or None,
@@ -252,6 +329,22 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"saved {args.out}")
+
+
+def _print_pretraining(pretraining: dict | None) -> None:
+    if not pretraining or "rows" not in pretraining:
+        if pretraining:
+            print(f"pretraining throughput: {pretraining.get('skipped')}")
+        return
+    table = Table(title=f"pretraining throughput, LightGCN on {' + '.join(pretraining['sources'])}, one torch thread")
+    for column in ("objective", "batches", "edges", "train s", "pairs/s", "edges prop./s", "sup. edges/s",
+                   "peak MiB"):
+        table.add_column(column, justify="left" if column == "objective" else "right")
+    for r in pretraining["rows"]:
+        table.add_row(r["objective"], str(r["batches"]), f"{r['graph_edges']:,}", f"{r['train_s']:.1f}",
+                      str(r["pairs_per_s"] or "-"), str(r["graph_edges_propagated_per_s"] or "-"),
+                      str(r["supervision_edges_per_s"] or "-"), f"{r['peak_rss_mib']:.0f}")
+    Console().print(table)
 
 
 if __name__ == "__main__":
