@@ -271,7 +271,8 @@ def main() -> None:
     if args.only != "search" and args.pretrain_batches > 0:
         if (args.data_dir / "rec").is_dir():
             pretraining = {"sources": args.pretrain_sources, "model": "lightgcn", "threads": 1,
-                           "rows": bench_pretraining(args)}
+                           "rows": bench_pretraining(args), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                           "load_avg": os.getloadavg()}
         else:
             pretraining = {"skipped": f"no datasets in {args.data_dir} (set --data-dir or KGFORGE_DATA_DIR)"}
     if args.only == "pretraining":
