@@ -29,8 +29,9 @@ Sections (``sections``; ``kgforge rec eval`` runs all three by default, ``--sect
 only the student rows):
 
 * ``students``: the rows above, and with ``graph`` each student with ``text+graph:gnn-<dataset>``
-  knowledge (the graph embedding set beside the title vectors; a ``not run`` row naming ``kgforge
-  embed finetune`` when that set is not saved).
+  knowledge (the graph embedding set beside the title vectors; with ``train`` (or ``train_missing``
+  and no saved set) the set is made first, as ``kgforge embed finetune --dataset <dataset>`` makes
+  it; otherwise a missing set gives a ``not run`` row naming that command).
 * ``teachers``: the text teacher (:mod:`recommender.teachers.text_teacher`, one run, seed 0, saved
   as ``text-teacher-minilm-<dataset>-s0``); the LLM teacher as a ``not run`` row (no LLM here); the
   text teacher with **seed-user** knowledge (:func:`recommender.teachers.seed_users.evaluate_seed_users`:
@@ -193,6 +194,9 @@ def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid"
     matrices: dict[str, Any] = {}
     specs, not_run = list(knowledge), []
     graph_spec = f"{DISTILL_KNOWLEDGE}+graph:{GRAPH_SET.format(dataset=dataset)}"
+    if graph and {"students", "distilled"} & set(sections) and (
+            train or (train_missing and not _graph_set_saved(settings, dataset))):
+        _train_graph_set(settings, dataset, data_dir, progress)
     if graph and "students" in sections and graph_spec not in specs:
         if _graph_set_saved(settings, dataset):
             specs.append(graph_spec)
@@ -246,6 +250,17 @@ def _graph_set_saved(settings, dataset: str) -> bool:
     from gnn.store import EmbeddingStore
 
     return bool(EmbeddingStore(settings).versions(GRAPH_SET.format(dataset=dataset)))
+
+
+def _train_graph_set(settings, dataset: str, data_dir: Path | str, progress) -> None:
+    """The graph rows' embedding set, as ``kgforge embed finetune --dataset <dataset>`` makes it
+    (LightGCN from scratch, early-stopped on a train-only holdout; train interactions only)."""
+    from gnn.workflows import finetune_target
+    from kg_builder.settings import get_settings
+
+    if progress:
+        progress({"event": "row", "model": GRAPH_SET.format(dataset=dataset)})
+    finetune_target(settings or get_settings(), dataset=dataset, data_dir=data_dir)
 
 
 def _graph_not_run(label: str, dataset: str) -> dict[str, Any]:

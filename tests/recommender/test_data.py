@@ -94,14 +94,21 @@ def test_cli_trains_evaluates_saves_and_recommends(tmp_path, monkeypatch):
     graph_rows = {f"{m} + text+graph:gnn-amazon18_scientific knowledge" for m in ("sasrec", "gru4rec")}
     assert set(rows) == {"popularity", "sasrec (ID only)", "sasrec + text knowledge", "gru4rec (ID only)",
                          "gru4rec + text knowledge", *graph_rows}
-    # no graph embedding set in this home: those rows say so and name the command
-    assert all(rows[r]["status"] == "not run" and "kgforge embed finetune" in rows[r]["note"] for r in graph_rows)
-    assert all(0.0 <= r["ndcg@10"] <= r["hr@10"] <= r["hr@20"] <= 1.0 for k, r in rows.items() if k not in graph_rows)
-    # without --train the saved models are read back: same numbers
+    # --train made the graph rows' embedding set first (as `kgforge embed finetune` does), then used it
+    assert all("status" not in rows[r] and rows[r]["knowledge"] == "text+graph:gnn-amazon18_scientific"
+               for r in graph_rows)
+    assert all(0.0 <= r["ndcg@10"] <= r["hr@10"] <= r["hr@20"] <= 1.0 for r in rows.values())
+    # without --train the saved models are read back: same numbers; with the embedding set deleted,
+    # the graph rows say so and name the command that makes it
+    assert runner.invoke(app, ["embed", "delete", "gnn-amazon18_scientific"]).exit_code == 0
     again = runner.invoke(app, ["rec", "eval", "--split", "test", "--data-dir", str(root), "--seeds", "0",
                                 "--sections", "students", "--json"])
     assert again.exit_code == 0, again.output
-    assert json.loads(again.stdout[again.stdout.index("{"):])["rows"][1]["ndcg@10"] == rows["sasrec (ID only)"]["ndcg@10"]
+    again_rows = json.loads(again.stdout[again.stdout.index("{"):])["rows"]
+    assert again_rows[1]["ndcg@10"] == rows["sasrec (ID only)"]["ndcg@10"]
+    missing_graph = [r for r in again_rows if r["row"] in graph_rows]
+    assert len(missing_graph) == 2 and all(r["status"] == "not run" and "kgforge embed finetune" in r["note"]
+                                           for r in missing_graph)
     rec = runner.invoke(app, ["rec", "recommend", "--model", "sasrec-none-amazon18_scientific-s0", "--history",
                               "5,6,7", "-k", "4", "--json"])
     assert rec.exit_code == 0, rec.output
