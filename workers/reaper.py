@@ -38,7 +38,7 @@ from workers.app import TASK_RUN_JOB, enqueue_job, enqueue_training
 log = logging.getLogger(__name__)
 
 
-def _job_id(message: dict[str, Any], task: str = TASK_RUN_JOB) -> str | None:
+def _task_arg(message: dict[str, Any], task: str = TASK_RUN_JOB) -> str | None:
     """The first argument (job or run id) of a kombu message dict of ``task`` (protocol 2, JSON body),
     else None."""
     if (message.get("headers") or {}).get("task") != task:
@@ -65,13 +65,13 @@ def broker_job_ids(app: Any, *, unacked_max_age_s: float, task: str = TASK_RUN_J
         keys = {channel._q_for_pri(queue, pri) for pri in channel.priority_steps}
         for key in keys:
             for raw in client.lrange(key, 0, -1):
-                job = _job_id(json.loads(raw), task)
+                job = _task_arg(json.loads(raw), task)
                 if job:
                     found.add(job)
         fresh = set(client.zrangebyscore(channel.unacked_index_key, time.time() - unacked_max_age_s, "+inf"))
         for tag, raw in client.hgetall(channel.unacked_key).items():
             if tag in fresh:
-                job = _job_id(json.loads(raw)[0], task)
+                job = _task_arg(json.loads(raw)[0], task)
                 if job:
                     found.add(job)
     return found

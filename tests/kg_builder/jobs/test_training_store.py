@@ -153,8 +153,12 @@ def test_the_reaper_requeues_orphaned_runs_resends_lost_ones_and_fails_after_too
     assert back.status is JobStatus.queued and back.worker_deaths == 1 and back.owner is None
     assert "re-queued: its worker stopped" in back.error
     assert runs.get(live.id).status is JobStatus.running and runs.get(held.id).status is JobStatus.queued
-    # An unreadable broker: queued runs are left alone, orphans are still found.
+    # An unreadable broker: a queued run past the grace period is left alone (with the broker read
+    # and the run absent from it, the same run would be resent).
+    with runs._tx() as conn:
+        conn.execute("UPDATE training_runs SET updated_at=? WHERE id=?", ("2000-01-01T00:00:00+00:00", lost.id))
     assert runs.reap(broker_runs=None, queued_grace_s=10).resend == []
+    assert runs.reap(broker_runs={held.id, orphan.id}, queued_grace_s=10).resend == [lost.id]
     # The second death is one more than max_deliveries: the run fails naming the cap.
     assert runs.claim(orphan.id, f"{socket.gethostname()}:999999998:task-o2").claimed
     failed = runs.reap(broker_runs=set(), queued_grace_s=10)
