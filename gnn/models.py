@@ -83,13 +83,21 @@ class GraphEncoder(nn.Module):
 
     name = "base"
 
-    def __init__(self, num_nodes: dict[str, int], *, text_dim: int = 384, dim: int = 64, num_layers: int = 2):
+    def __init__(self, num_nodes: dict[str, int], *, text_dim: int = 384, dim: int = 64, num_layers: int = 2,
+                 text_hidden: int = 0):
         super().__init__()
         if dim < 1 or num_layers < 0:
             raise InvalidInputError("dim", f"dim must be >= 1 and num_layers >= 0, got {dim}, {num_layers}")
+        if text_hidden < 0:
+            raise InvalidInputError("text_hidden", f"must be >= 0, got {text_hidden}")
         self.num_nodes = {nt: int(num_nodes.get(nt, 0)) for nt in NODE_TYPES}
         self.text_dim, self.dim, self.num_layers = int(text_dim), int(dim), int(num_layers)
+        self.text_hidden = int(text_hidden) if text_dim > 0 else 0
         self.text_proj = nn.Linear(text_dim, dim) if text_dim > 0 else None
+        # Optional non-linear text tower beside the linear projection (its output layer starts at 0, so
+        # step 0 is the linear/whitened input): more shared capacity for pretraining to transfer.
+        self.text_mlp = nn.Sequential(nn.Linear(text_dim, self.text_hidden), nn.GELU(),
+                                      nn.Linear(self.text_hidden, dim)) if self.text_hidden else None
         self.id_emb = nn.ModuleDict({nt: nn.Embedding(max(n, 1), dim) for nt, n in self.num_nodes.items()})
         self.build_layers()
         self.reset_parameters()
@@ -108,6 +116,10 @@ class GraphEncoder(nn.Module):
     def reset_parameters(self) -> None:
         if self.text_proj is not None:
             self.text_proj.reset_parameters()
+        if self.text_mlp is not None:
+            self.text_mlp[0].reset_parameters()
+            nn.init.zeros_(self.text_mlp[2].weight)
+            nn.init.zeros_(self.text_mlp[2].bias)
         self.reset_id_embeddings()
         for module in self.modules():
             if module is not self and module is not self.text_proj and hasattr(module, "reset_parameters") \
@@ -143,6 +155,8 @@ class GraphEncoder(nn.Module):
             x[nt] = self.id_emb[nt](batch[nt].n_id)
         if self.text_proj is not None and "item" in x:
             x["item"] = x["item"] + self.text_proj(batch["item"].x)
+            if self.text_mlp is not None:
+                x["item"] = x["item"] + self.text_mlp(batch["item"].x)
         return x
 
     def forward(self, batch: HeteroData) -> dict[str, Tensor]:
@@ -175,7 +189,7 @@ class GraphEncoder(nn.Module):
     @property
     def config(self) -> dict[str, Any]:
         return {"model": self.name, "num_nodes": self.num_nodes, "text_dim": self.text_dim, "dim": self.dim,
-                "num_layers": self.num_layers}
+                "num_layers": self.num_layers, "text_hidden": self.text_hidden}
 
     def save(self, folder: Path | str) -> Path:
         """``config.json`` + ``model.safetensors`` in ``folder``."""

@@ -301,8 +301,8 @@ def pretrain(data: HeteroData, model_name: str = "lightgcn", *, objective: str =
              num_neighbors: Sequence[int] = (10, 5), num_negatives: int = 4, lr: float = 0.001,
              weight_decay: float = 0.0, item_loss_weight: float = 1.0, temperature: float = 0.07,
              validate: Validate | None = None, eval_every: int = 25, patience: int | None = 4,
-             text_init: bool = True, progress: Progress | None = None, output_dir: Path | str | None = None,
-             threads: int | None = 1) -> TrainResult:
+             text_init: bool = True, text_hidden: int = 0, progress: Progress | None = None,
+             output_dir: Path | str | None = None, threads: int | None = 1) -> TrainResult:
     """Self-supervised pretraining of a registered encoder on ``data`` (one or several domains).
 
     ``objective``: ``next_item`` (default; :mod:`gnn.objectives`, full-graph forward, softmax over
@@ -316,7 +316,7 @@ def pretrain(data: HeteroData, model_name: str = "lightgcn", *, objective: str =
     """
     torch.manual_seed(seed)
     model = build_model(model_name, num_nodes={nt: data[nt].num_nodes for nt in data.node_types},
-                        text_dim=int(data["item"].x.shape[1]), dim=dim, num_layers=num_layers)
+                        text_dim=int(data["item"].x.shape[1]), dim=dim, num_layers=num_layers, text_hidden=text_hidden)
     if text_init:
         model.init_text_projection(data["item"].x)
     kwargs = _train_kwargs(objective, epochs=epochs, max_minutes=max_minutes, max_batches=max_batches, seed=seed,
@@ -324,7 +324,7 @@ def pretrain(data: HeteroData, model_name: str = "lightgcn", *, objective: str =
                            num_negatives=num_negatives, item_loss_weight=item_loss_weight, temperature=temperature,
                            validate=validate, eval_every=eval_every, patience=patience)
     config = {"stage": "pretrain", "model": model_name, "objective": objective, "dim": dim, "num_layers": num_layers,
-              "text_init": text_init, "domains": list(getattr(data, "domains", [])), **_config(kwargs)}
+              "text_init": text_init, "text_hidden": text_hidden, "domains": list(getattr(data, "domains", [])), **_config(kwargs)}
     return _run(model, data, stage="pretrain", config=config, output_dir=output_dir, threads=threads,
                 objective=objective, progress=progress, **kwargs)
 
@@ -335,8 +335,8 @@ def finetune(pretrained: TrainResult | GraphEncoder | None, target: HeteroData, 
              batch_size: int = 1024, num_neighbors: Sequence[int] = (10, 5), num_negatives: int = 4,
              lr: float = 0.001, weight_decay: float = 0.0, item_loss_weight: float = 1.0, temperature: float = 0.07,
              validate: Validate | None = None, eval_every: int = 25, patience: int | None = 4,
-             text_init: bool = True, progress: Progress | None = None, output_dir: Path | str | None = None,
-             threads: int | None = 1) -> TrainResult:
+             text_init: bool = True, text_hidden: int = 0, progress: Progress | None = None,
+             output_dir: Path | str | None = None, threads: int | None = 1) -> TrainResult:
     """Train an encoder on ``target`` starting from ``pretrained``'s shared weights.
 
     ``pretrained`` is a :class:`TrainResult`, a :class:`GraphEncoder` (e.g. ``GraphEncoder.load``)
@@ -349,12 +349,12 @@ def finetune(pretrained: TrainResult | GraphEncoder | None, target: HeteroData, 
     """
     source = pretrained.model if isinstance(pretrained, TrainResult) else pretrained
     if source is not None:
-        model_name, dim, num_layers = source.name, source.dim, source.num_layers
+        model_name, dim, num_layers, text_hidden = source.name, source.dim, source.num_layers, source.text_hidden
     elif model_name is None:
         raise InvalidInputError("model_name", "needed when there is no pretrained model")
     torch.manual_seed(seed)
     model = build_model(model_name, num_nodes={nt: target[nt].num_nodes for nt in target.node_types},
-                        text_dim=int(target["item"].x.shape[1]), dim=dim, num_layers=num_layers)
+                        text_dim=int(target["item"].x.shape[1]), dim=dim, num_layers=num_layers, text_hidden=text_hidden)
     if source is not None:
         model.load_shared(source.shared_state_dict())
     elif text_init:
@@ -364,7 +364,7 @@ def finetune(pretrained: TrainResult | GraphEncoder | None, target: HeteroData, 
                            num_negatives=num_negatives, item_loss_weight=item_loss_weight, temperature=temperature,
                            validate=validate, eval_every=eval_every, patience=patience)
     config = {"stage": "finetune" if source is not None else "scratch", "model": model_name, "objective": objective,
-              "dim": dim, "text_init": text_init and source is None, "num_layers": num_layers,
+              "dim": dim, "text_init": text_init and source is None, "num_layers": num_layers, "text_hidden": text_hidden,
               "domains": list(getattr(target, "domains", [])), **_config(kwargs)}
     return _run(model, target, stage=config["stage"], config=config, output_dir=output_dir, threads=threads,
                 objective=objective, progress=progress, **kwargs)

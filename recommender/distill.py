@@ -3,7 +3,10 @@
 The teacher is anything with the teacher interface of
 :class:`~recommender.teachers.text_teacher.TextTeacher` (same item numbering as the student):
 ``encode(item_seq, item_seq_len) -> [B, L, D]`` user states at every position,
-``item_embeddings() -> [n_items, D]`` semantic item embeddings, and ``temperature``. It runs in
+``item_embeddings() -> [n_items, D]`` semantic item embeddings, ``position_logits(item_seq,
+item_seq_len, mask, states) -> [N, n_items]`` its scores at the masked positions (the top-k that
+DLLM2Rec distils; :class:`~recommender.teachers.graph_teacher.GraphFusedTeacher` adds the graph's
+score there), and ``temperature``. It runs in
 ``no_grad`` on each training batch (the same prefixes the student reads), so distillation covers
 **every position** of every training sequence, not only the last one.
 
@@ -239,7 +242,7 @@ class Distiller(nn.Module):
         terms: dict[str, float] = {}
         if self.use_dllm2rec:
             with torch.no_grad():
-                teacher_logits = teacher_states @ teacher_items.T / self.teacher.temperature
+                teacher_logits = self.teacher.position_logits(item_seq, item_seq_len, mask, teacher_states)
                 teacher_logits = _mask_history(teacher_logits, item_seq, mask)
                 top = torch.topk(teacher_logits, min(cfg.top_k, teacher_logits.shape[1]))
                 probs = torch.softmax(teacher_logits, -1).gather(1, top.indices)
@@ -278,7 +281,8 @@ class Distiller(nn.Module):
         return total
 
     def describe(self) -> dict[str, Any]:
-        return {"method": self.method, **asdict(self.config)}
+        teacher = self.teacher.describe() if hasattr(self.teacher, "describe") else {"teacher": type(self.teacher).__name__}
+        return {"method": self.method, **asdict(self.config), **teacher}
 
 
 def _mask_history(logits: Tensor, item_seq: Tensor, mask: Tensor) -> Tensor:

@@ -37,13 +37,18 @@ only the student rows):
   text teacher with **seed-user** knowledge (:func:`recommender.teachers.seed_users.evaluate_seed_users`:
   ``seed_users`` (500) k-means seeds get the teacher's user vector, everyone else the weighted vector
   of its 3 nearest seeds; the row carries the calls saved and both metric sets).
+* ``teachers`` also holds the **text + graph teacher**
+  (:class:`~recommender.teachers.graph_teacher.GraphFusedTeacher`: the text teacher's score plus the
+  graph embedding set's decayed-history score, weight 1.0) where ``graph`` is on and
+  ``gnn-<dataset>`` is saved.
 * ``distilled``: each student of ``students`` with each plan of ``distill_plans``
   (:mod:`recommender.distill`: ``dllm2rec``, ``slmrec``, ``dllm2rec+slmrec``, ``kar``,
   ``kar+dllm2rec+slmrec``), the student's knowledge ``text`` (``kar``: ``text+teacher:<teacher>``
   condensed by the adapter), and with ``graph`` the same with ``+graph:gnn-<dataset>`` (a ``not run``
   row naming ``kgforge embed finetune`` when that embedding set is not saved). Same trainer defaults
   as the student rows (equal budgets: at most 12 epochs, patience 3 on the same holdout), saved as
-  ``<model>-<plan>-<knowledge>-<dataset>-s<seed>``.
+  ``<model>-<plan>-<knowledge>-<dataset>-s<seed>``; from each teacher of ``teachers`` (``text``, and
+  ``text+graph`` for the plans that distil a teacher, saved as ``<model>-<plan>-tgt-...``).
 
 Measured, teachers and distillation (**dev numbers**, ``valid``, same protocol; the command with
 ``--sections teachers,distilled --seeds 0 --train-missing``, run as two processes (SASRec, GRU4Rec)
@@ -129,6 +134,9 @@ TEACHER = "text-teacher"
 TEACHER_SEED = 0
 DISTILL_PLANS = ("dllm2rec", "slmrec", "dllm2rec+slmrec", "kar", "kar+dllm2rec+slmrec")
 DISTILL_KNOWLEDGE = "text"
+#: Teachers of the distilled rows: the text teacher, and the text teacher fused with the graph's
+#: embedding set (:mod:`recommender.teachers.graph_teacher`; only where that set is saved).
+TEACHERS = ("text", "text+graph")
 GRAPH_SET = "gnn-{dataset}"
 SEED_USERS = 500
 METRICS = tuple(f"{m}@{k}" for k in KS for m in ("ndcg", "hr"))
@@ -163,7 +171,7 @@ def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid"
                    progress: Callable[[dict[str, Any]], None] | None = None,
                    sections: Sequence[str] = ("students",), distill_plans: Sequence[str] = DISTILL_PLANS,
                    graph: bool = True, train_missing: bool = False, teacher_kwargs: dict[str, Any] | None = None,
-                   seed_users: int = SEED_USERS) -> dict[str, Any]:
+                   seed_users: int = SEED_USERS, teachers: Sequence[str] = TEACHERS) -> dict[str, Any]:
     """Every row above; returns ``{"protocol": ..., "rows": [...]}``.
 
     Raises:
@@ -237,7 +245,7 @@ def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid"
             data=data, sequences=sequences, dataset=dataset, seeds=seeds, students=students, store=store,
             train=train, train_missing=train_missing, sections=sections, plans=distill_plans, graph=graph,
             train_kwargs=train_kwargs, teacher_kwargs=teacher_kwargs, cache_dir=cache_dir, settings=settings,
-            progress=progress, seed_users=seed_users))
+            progress=progress, seed_users=seed_users, teachers=teachers))
     protocol = {"dataset": dataset, "split": split, "users": len(sequences.users), "items": data.n_items,
                 "ranking": PROTOCOL, "seeds": list(seeds), "trained_here": train,
                 "train_data": "train file only; early stopping on a train-only holdout (last train item of 10% of "
@@ -294,13 +302,15 @@ def load_or_train_teacher(*, data, dataset: str, store, train: bool, train_missi
 
 def distillation_rows(*, data, sequences, dataset: str, seeds: Sequence[int], students: Sequence[str], store,
                       train: bool, train_missing: bool, sections: Sequence[str], plans: Sequence[str], graph: bool,
-                      train_kwargs, teacher_kwargs, cache_dir, settings, progress, seed_users: int
-                      ) -> list[dict[str, Any]]:
-    """The teacher rows (text teacher, LLM teacher, seed-user knowledge) and the distilled students
-    (each plan of ``plans``, without and with the graph's embedding set when it is saved)."""
-    from . import teachers  # noqa: F401  (registers text-teacher)
+                      train_kwargs, teacher_kwargs, cache_dir, settings, progress, seed_users: int,
+                      teachers: Sequence[str] = TEACHERS) -> list[dict[str, Any]]:
+    """The teacher rows (text teacher, LLM teacher, seed-user knowledge, the text + graph teacher) and
+    the distilled students (each plan of ``plans``, from each teacher of ``teachers``, without and
+    with the graph's embedding set when it is saved)."""
+    from . import teachers as _registered  # noqa: F401  (registers text-teacher)
     from .distill import distill_student, parse_plan
     from .knowledge import build_knowledge_blocks
+    from .teachers.graph_teacher import GRAPH_WEIGHT, load_graph_teacher
     from .teachers.seed_users import evaluate_seed_users
 
     rows: list[dict[str, Any]] = []
@@ -319,56 +329,75 @@ def distillation_rows(*, data, sequences, dataset: str, seeds: Sequence[int], st
         rows.append({"row": f"text teacher, seed-user knowledge ({report['seeds']} seeds of {report['users']} users)",
                      "model": TEACHER + "+seed-users", **report["seed_propagated"], "runs": 1,
                      "seed_users": report})
+    graph_set = GRAPH_SET.format(dataset=dataset)
+    unknown = set(teachers) - set(TEACHERS)
+    if unknown:
+        raise InvalidInputError("teachers", f"unknown teacher(s) {sorted(unknown)}; choose from {', '.join(TEACHERS)}")
+    by_kind: dict[str, Any] = {"text": teacher} if "text" in teachers else {}
+    if graph and "text+graph" in teachers:
+        if _graph_set_saved(settings, dataset):
+            by_kind["text+graph"] = load_graph_teacher(teacher, teacher_metrics["saved"], graph_set,
+                                                       data, settings=settings)
+            if "teachers" in sections:
+                rows.append({"row": "text + graph teacher (text teacher's score + the graph set's, weight "
+                                    f"{GRAPH_WEIGHT})", "model": "text+graph-teacher",
+                             **_row_metrics(by_kind["text+graph"], sequences), "runs": 1, "seeds": [TEACHER_SEED],
+                             "teacher": by_kind["text+graph"].describe()})
+        else:
+            rows.append(_graph_not_run("text + graph teacher", dataset))
     if "distilled" not in sections:
         return rows
-    graph_set = GRAPH_SET.format(dataset=dataset)
     variants = [(DISTILL_KNOWLEDGE, False)]
     if graph:
         variants.append((f"{DISTILL_KNOWLEDGE}+graph:{graph_set}", True))
-    for model_name in students:
-        for plan in plans:
-            parts = parse_plan(plan)
-            for spec, with_graph in variants:
-                full_spec = f"{spec}+teacher:{teacher_name}" if "kar" in parts else spec
-                label = f"{model_name} + {plan}" + (" + graph" if with_graph else "")
-                runs, timings = [], []
-                try:
-                    for seed in seeds:
-                        name = saved_name(f"{model_name}-{plan.replace('+', '_')}", short_spec(full_spec), dataset,
-                                          seed)
-                        if train or (train_missing and not store.versions(name)):
-                            blocks = build_knowledge_blocks(full_spec, data, cache_dir=cache_dir, settings=settings)
-                            if progress:
-                                progress({"event": "row", "model": name})
-                            result = distill_student(data=data, model=model_name, teacher=teacher, method=plan,
-                                                     knowledge_blocks=blocks, knowledge_spec=full_spec, seed=seed,
-                                                     progress=progress, **dict(train_kwargs or {}))
-                            stored_spec = f"kar({full_spec})" if "kar" in parts else full_spec
-                            meta = store.save(name, result.model, item_ids=data.item_ids, dataset=dataset,
-                                              knowledge=stored_spec, train_config=result.config,
-                                              metrics=result.metrics)
-                            student, metrics = result.model, {**result.metrics, "saved": f"{name} v{meta.version}"}
-                        else:
-                            saved = store.load(name)
-                            student, metrics = saved.model, {**saved.meta.metrics,
-                                                             "saved": f"{name} v{saved.meta.version}"}
-                        runs.append(model_metrics(student, sequences))
-                        timings.append(metrics)
-                except Exception as e:  # noqa: BLE001 - only the missing graph set is turned into a row
-                    from gnn.store import EmbeddingSetNotFoundError
+    runs_of = [(model_name, plan, kind) for model_name in students for plan in plans for kind in by_kind
+               if kind == "text" or parse_plan(plan) & {"dllm2rec", "slmrec"}]
+    for model_name, plan, kind in runs_of:
+        parts = parse_plan(plan)
+        teacher_model = by_kind[kind]
+        for spec, with_graph in variants:
+            full_spec = f"{spec}+teacher:{teacher_name}" if "kar" in parts else spec
+            label = f"{model_name} + {plan}" + (" + graph" if with_graph else "")
+            label += " (text + graph teacher)" if kind == "text+graph" else ""
+            plan_tag = plan.replace("+", "_") + ("-tgt" if kind == "text+graph" else "")
+            runs, timings = [], []
+            try:
+                for seed in seeds:
+                    name = saved_name(f"{model_name}-{plan_tag}", short_spec(full_spec), dataset, seed)
+                    if train or (train_missing and not store.versions(name)):
+                        blocks = build_knowledge_blocks(full_spec, data, cache_dir=cache_dir, settings=settings)
+                        if progress:
+                            progress({"event": "row", "model": name})
+                        result = distill_student(data=data, model=model_name, teacher=teacher_model, method=plan,
+                                                 knowledge_blocks=blocks, knowledge_spec=full_spec, seed=seed,
+                                                 progress=progress, **dict(train_kwargs or {}))
+                        stored_spec = f"kar({full_spec})" if "kar" in parts else full_spec
+                        meta = store.save(name, result.model, item_ids=data.item_ids, dataset=dataset,
+                                          knowledge=stored_spec, train_config=result.config,
+                                          metrics=result.metrics)
+                        student, metrics = result.model, {**result.metrics, "saved": f"{name} v{meta.version}"}
+                    else:
+                        saved = store.load(name)
+                        student, metrics = saved.model, {**saved.meta.metrics,
+                                                         "saved": f"{name} v{saved.meta.version}"}
+                    runs.append(model_metrics(student, sequences))
+                    timings.append(metrics)
+            except Exception as e:  # noqa: BLE001 - only the missing graph set is turned into a row
+                from gnn.store import EmbeddingSetNotFoundError
 
-                    if with_graph and isinstance(e, EmbeddingSetNotFoundError):
-                        rows.append({**_graph_not_run(label, dataset), "model": model_name, "method": plan,
-                                     "knowledge": full_spec})
-                        continue
-                    raise
-                row = {"row": label, "model": model_name, "method": plan, "knowledge": full_spec, "teacher": teacher_name,
-                       **summarise(runs), "per_seed": [{k: round(v, 4) for k, v in r.items()} for r in runs],
-                       "train_metrics": timings}
-                logger.info("%s: %s", label, {k: row[k] for k in METRICS})
-                rows.append(row)
+                if with_graph and isinstance(e, EmbeddingSetNotFoundError):
+                    rows.append({**_graph_not_run(label, dataset), "model": model_name, "method": plan,
+                                 "knowledge": full_spec})
+                    continue
+                raise
+            row = {"row": label, "model": model_name, "method": plan, "knowledge": full_spec,
+                   "teacher": teacher_name if kind == "text" else teacher_model.describe(),
+                   **summarise(runs), "per_seed": [{k: round(v, 4) for k, v in r.items()} for r in runs],
+                   "train_metrics": timings}
+            logger.info("%s: %s", label, {k: row[k] for k in METRICS})
+            rows.append(row)
     return rows
 
 
-__all__ = ["DISTILL_PLANS", "KNOWLEDGE", "SECTIONS", "STUDENTS", "distillation_rows", "evaluate_table",
+__all__ = ["DISTILL_PLANS", "KNOWLEDGE", "SECTIONS", "STUDENTS", "TEACHERS", "distillation_rows", "evaluate_table",
            "load_or_train_teacher", "saved_name"]

@@ -80,6 +80,9 @@ def eval_command(
     students: str = typer.Option("sasrec,gru4rec", "--students", help="Students of the student and distilled rows."),
     methods: str = typer.Option(",".join(("dllm2rec", "slmrec", "dllm2rec+slmrec", "kar", "kar+dllm2rec+slmrec")),
                                 "--methods", help="Distillation plans of the distilled rows (comma-separated)."),
+    teachers: str = typer.Option("text,text+graph", "--teachers",
+                                 help="Teachers of the distilled rows: text (the text teacher), text+graph (the text "
+                                      "teacher fused with the graph set gnn-<dataset>, when saved)."),
     graph: bool = typer.Option(True, "--graph/--no-graph", help="Also the student and distilled rows with the "
                                                                 "graph's embedding set gnn-<dataset> (when saved)."),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Most epochs per student (default: recommender.train)."),
@@ -103,7 +106,7 @@ def eval_command(
                                 store=RecommenderStore(settings), train_kwargs=kwargs, progress=_Bars(bars),
                                 cache_dir=settings.home / "cache" / "title-embeddings", settings=settings,
                                 sections=_names(sections), students=_names(students), distill_plans=_names(methods),
-                                graph=graph, train_missing=train_missing,
+                                graph=graph, train_missing=train_missing, teachers=_names(teachers),
                                 teacher_kwargs={"max_minutes": teacher_minutes})
     if json_out:
         print_json(result)
@@ -169,6 +172,9 @@ def distill_command(
     method: str = typer.Option("dllm2rec+slmrec", "--method",
                                help="dllm2rec, slmrec, kar, joined by '+' (e.g. kar+dllm2rec+slmrec)."),
     teacher: str | None = typer.Option(None, "--teacher", help="A saved teacher (default text-teacher-minilm-<dataset>-s0)."),
+    teacher_graph: str | None = typer.Option(None, "--teacher-graph",
+                                             help="Fuse the teacher with this graph embedding set (name or "
+                                                  "name@version): the text + graph teacher."),
     knowledge: str = typer.Option("text", "--knowledge", help="The student's item knowledge (kar condenses its parts; "
                                                               "add teacher:<name> and graph:<set>)."),
     seed: int = typer.Option(0, "--seed"),
@@ -180,6 +186,7 @@ def distill_command(
     """Train a student distilled from a saved teacher (DLLM2Rec, SLMRec) and/or with the REKI/KAR
     adapter, and save it as a plain student (serving costs what the plain student costs)."""
     import recommender.teachers  # noqa: F401  (registers the teacher)
+    from kg_builder.errors import InvalidInputError
     from recommender.data import load_rec_data
     from recommender.distill import distill_student, parse_plan
     from recommender.evaluate import TEACHER, TEACHER_SEED, saved_name, short_spec
@@ -193,13 +200,22 @@ def distill_command(
     store = RecommenderStore(settings)
     data = load_rec_data(dataset, resolve_data_dir(settings, data_dir))
     teacher_model = None
+    if teacher_graph and not parts & {"dllm2rec", "slmrec"}:
+        raise InvalidInputError("teacher_graph", f"method {method!r} distils no teacher (add dllm2rec or slmrec)")
     if parts & {"dllm2rec", "slmrec"}:
-        saved = store.load(teacher or saved_name(TEACHER, "minilm", dataset, TEACHER_SEED))
+        teacher_name = teacher or saved_name(TEACHER, "minilm", dataset, TEACHER_SEED)
+        saved = store.load(teacher_name)
         teacher_model = saved.model
+        if teacher_graph:
+            from recommender.teachers.graph_teacher import load_graph_teacher
+
+            teacher_model = load_graph_teacher(teacher_model, f"{teacher_name} v{saved.meta.version}", teacher_graph,
+                                               data, settings=settings)
     with err_console.status(f"knowledge {knowledge} ..."):
         blocks = build_knowledge_blocks(knowledge, data, cache_dir=settings.home / "cache" / "title-embeddings",
                                         settings=settings)
-    name = name or saved_name(f"{model}-{method.replace('+', '_')}", short_spec(knowledge), dataset, seed)
+    plan_tag = method.replace("+", "_") + ("-tgt" if teacher_graph else "")
+    name = name or saved_name(f"{model}-{plan_tag}", short_spec(knowledge), dataset, seed)
     kwargs = {"epochs": epochs} if epochs else {}
     with _progress() as bars:
         progress = _Bars(bars)

@@ -166,6 +166,12 @@ class TextTeacher(nn.Module):
     def full_sort_predict(self, interaction: dict[str, Tensor]) -> Tensor:
         return self.hidden(interaction) @ self.item_vectors.T / self.temperature
 
+    def position_logits(self, item_seq: Tensor, item_seq_len: Tensor, mask: Tensor, states: Tensor) -> Tensor:
+        """``[N, n_items]`` logits at the ``mask``ed positions from ``states = encode(...)[mask]``
+        (the distillers' entry point; :class:`~recommender.teachers.graph_teacher.GraphFusedTeacher`
+        adds the graph's score here)."""
+        return states @ self.item_vectors.T / self.temperature
+
     def predict(self, interaction: dict[str, Tensor]) -> Tensor:
         items = self.item_vectors[interaction[POS_ITEM_ID] - 1]
         return (self.hidden(interaction) * items).sum(-1) / self.temperature

@@ -240,3 +240,25 @@ def test_next_item_objective_needs_pairs_and_a_known_objective():
     with pytest.raises(InvalidInputError) as error:
         pretrain(toy_graph(), "lightgcn", objective="contrastive", max_batches=1)
     assert error.value.field == "objective"
+
+
+def test_text_tower_starts_at_the_linear_input_and_transfers(tmp_path):
+    data = toy_graph()
+    num_nodes = {nt: data[nt].num_nodes for nt in data.node_types}
+    torch.manual_seed(0)
+    plain = build_model("lightgcn", num_nodes=num_nodes, text_dim=8, dim=16)
+    torch.manual_seed(0)
+    tower = build_model("lightgcn", num_nodes=num_nodes, text_dim=8, dim=16, text_hidden=32)
+    tower.text_proj.load_state_dict(plain.text_proj.state_dict())
+    for nt in plain.id_emb:
+        tower.id_emb[nt].load_state_dict(plain.id_emb[nt].state_dict())
+    batch = full_batch(data)
+    assert torch.allclose(tower(batch)["item"], plain(batch)["item"])  # the tower's output layer starts at 0
+    base = pretrain(data, "lightgcn", objective="link", max_batches=3, dim=16, text_hidden=32, batch_size=16)
+    assert base.model.text_mlp[2].weight.abs().sum() > 0  # and trains
+    loaded = GraphEncoder.load(base.model.save(tmp_path / "m"))
+    assert loaded.text_hidden == 32 and torch.equal(loaded.text_mlp[2].weight, base.model.text_mlp[2].weight)
+    tuned = finetune(loaded, toy_graph("t", seed=2), max_batches=1, lr=0.0)
+    assert tuned.config["text_hidden"] == 32 and torch.equal(tuned.model.text_mlp[0].weight, loaded.text_mlp[0].weight)
+    with pytest.raises(InvalidInputError, match="text_hidden"):
+        build_model("lightgcn", num_nodes=num_nodes, text_dim=8, dim=16, text_hidden=-1)

@@ -55,6 +55,16 @@ def oracle(cyclic):
     return teacher
 
 
+def sgd_steps(distiller, student, batch, steps: int = 20, lr: float = 0.5) -> None:
+    """Train ``student`` on the distillation loss alone for a few SGD steps."""
+    optimiser = torch.optim.SGD(student.parameters(), lr=lr)
+    for _ in range(steps):
+        loss = distiller(student, batch, None)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+
 def _batch(data, n=32):
     return to_tensors(pad_batch(training_windows(data.train, 10)[:n], 10))
 
@@ -103,12 +113,7 @@ def test_ranking_distillation_moves_the_student_towards_the_teacher_top_k(cyclic
             return torch.log_softmax(logits, -1).gather(1, t_top[:, None]).mean()
 
     before, first = top1_logprob(), float(distiller(student, batch, None).detach())
-    optimiser = torch.optim.SGD(student.parameters(), lr=0.5)
-    for _ in range(20):
-        loss = distiller(student, batch, None)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
+    sgd_steps(distiller, student, batch)
     assert top1_logprob() > before + 0.5
     assert float(distiller(student, batch, None).detach()) < first
     assert set(distiller.last_terms) == {"rank", "emb"}
