@@ -58,3 +58,19 @@ def test_cli_teacher_distill_and_eval_rows(tmp_path, monkeypatch):
     graph_row = rows["gru4rec + dllm2rec+slmrec + graph"]
     assert "status" not in graph_row and "graph:gnn-amazon18_scientific" in graph_row["knowledge"]
     assert 0.0 <= graph_row["ndcg@10"] <= graph_row["hr@10"] <= 1.0
+    # the text + graph teacher: its own row, and distilled rows from it (saved under -tgt- names)
+    fused = next(r for name, r in rows.items() if name.startswith("text + graph teacher"))
+    assert fused["teacher"]["graph_set"] == "gnn-amazon18_scientific@1"
+    assert fused["teacher"]["text_teacher"] == "text-teacher-minilm-amazon18_scientific-s0 v1"
+    from_fused = rows["gru4rec + dllm2rec+slmrec (text + graph teacher)"]
+    assert from_fused["teacher"]["teacher"] == "text+graph teacher"
+    assert from_fused["train_metrics"][0]["saved"] == "gru4rec-dllm2rec_slmrec-tgt-text-amazon18_scientific-s0 v1"
+    assert "gru4rec + dllm2rec+slmrec + graph (text + graph teacher)" in rows
+    by_cli = _json(runner.invoke(app, ["rec", "distill", "--model", "sasrec", "--teacher-graph", "gnn-amazon18_scientific",
+                                       "--epochs", "1", "--data-dir", str(root), "--json"]))
+    assert by_cli["name"] == "sasrec-dllm2rec_slmrec-tgt-text-amazon18_scientific-s0"
+    meta = next(m for m in json.loads(runner.invoke(app, ["rec", "list", "--json"]).stdout) if m["name"] == by_cli["name"])
+    assert meta["train_config"]["distillation"]["graph_set"] == "gnn-amazon18_scientific@1"
+    refused = runner.invoke(app, ["rec", "distill", "--method", "kar", "--teacher-graph", "gnn-amazon18_scientific",
+                                  "--data-dir", str(root)])
+    assert refused.exit_code != 0 and "teacher_graph" in refused.output
