@@ -6,7 +6,7 @@ The teacher is anything with the teacher interface of
 ``item_embeddings() -> [n_items, D]`` semantic item embeddings, ``position_logits(item_seq,
 item_seq_len, mask, states) -> [N, n_items]`` its scores at the masked positions (the top-k that
 DLLM2Rec distils; :class:`~recommender.teachers.graph_teacher.GraphFusedTeacher` adds the graph's
-score there), and ``temperature``. It runs in
+score there), ``describe()`` what the student's config records about it, and ``temperature``. It runs in
 ``no_grad`` on each training batch (the same prefixes the student reads), so distillation covers
 **every position** of every training sequence, not only the last one.
 
@@ -281,8 +281,7 @@ class Distiller(nn.Module):
         return total
 
     def describe(self) -> dict[str, Any]:
-        teacher = self.teacher.describe() if hasattr(self.teacher, "describe") else {"teacher": type(self.teacher).__name__}
-        return {"method": self.method, **asdict(self.config), **teacher}
+        return {"method": self.method, **asdict(self.config), **self.teacher.describe()}
 
 
 def _mask_history(logits: Tensor, item_seq: Tensor, mask: Tensor) -> Tensor:

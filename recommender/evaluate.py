@@ -150,6 +150,13 @@ def saved_name(model: str, knowledge: str, dataset: str, seed: int) -> str:
     return f"{model}-{spec}-{dataset}-s{seed}"
 
 
+def distilled_name(model: str, plan: str, knowledge: str, dataset: str, seed: int, *, graph_teacher: bool = False
+                   ) -> str:
+    """The store name of a distilled student (``-tgt`` when its teacher is the text + graph teacher)."""
+    tag = plan.replace("+", "_") + ("-tgt" if graph_teacher else "")
+    return saved_name(f"{model}-{tag}", short_spec(knowledge), dataset, seed)
+
+
 def short_spec(knowledge: str) -> str:
     """A knowledge spec for store names: ``teacher:<name>`` parts become ``teacher`` (names <= 100 chars)."""
     return "+".join("teacher" if p.startswith("teacher:") else p for p in knowledge.split("+"))
@@ -359,11 +366,10 @@ def distillation_rows(*, data, sequences, dataset: str, seeds: Sequence[int], st
             full_spec = f"{spec}+teacher:{teacher_name}" if "kar" in parts else spec
             label = f"{model_name} + {plan}" + (" + graph" if with_graph else "")
             label += " (text + graph teacher)" if kind == "text+graph" else ""
-            plan_tag = plan.replace("+", "_") + ("-tgt" if kind == "text+graph" else "")
             runs, timings = [], []
             try:
                 for seed in seeds:
-                    name = saved_name(f"{model_name}-{plan_tag}", short_spec(full_spec), dataset, seed)
+                    name = distilled_name(model_name, plan, full_spec, dataset, seed, graph_teacher=kind == "text+graph")
                     if train or (train_missing and not store.versions(name)):
                         blocks = build_knowledge_blocks(full_spec, data, cache_dir=cache_dir, settings=settings)
                         if progress:
@@ -399,5 +405,6 @@ def distillation_rows(*, data, sequences, dataset: str, seeds: Sequence[int], st
     return rows
 
 
-__all__ = ["DISTILL_PLANS", "KNOWLEDGE", "SECTIONS", "STUDENTS", "TEACHERS", "distillation_rows", "evaluate_table",
+__all__ = ["DISTILL_PLANS", "KNOWLEDGE", "SECTIONS", "STUDENTS", "TEACHERS", "distillation_rows", "distilled_name",
+           "evaluate_table",
            "load_or_train_teacher", "saved_name"]

@@ -189,7 +189,7 @@ def distill_command(
     from kg_builder.errors import InvalidInputError
     from recommender.data import load_rec_data
     from recommender.distill import distill_student, parse_plan
-    from recommender.evaluate import TEACHER, TEACHER_SEED, saved_name, short_spec
+    from recommender.evaluate import TEACHER, TEACHER_SEED, distilled_name, saved_name
     from recommender.knowledge import build_knowledge_blocks
     from recommender.models import get
     from recommender.store import RecommenderStore
@@ -214,8 +214,7 @@ def distill_command(
     with err_console.status(f"knowledge {knowledge} ..."):
         blocks = build_knowledge_blocks(knowledge, data, cache_dir=settings.home / "cache" / "title-embeddings",
                                         settings=settings)
-    plan_tag = method.replace("+", "_") + ("-tgt" if teacher_graph else "")
-    name = name or saved_name(f"{model}-{plan_tag}", short_spec(knowledge), dataset, seed)
+    name = name or distilled_name(model, method, knowledge, dataset, seed, graph_teacher=bool(teacher_graph))
     kwargs = {"epochs": epochs} if epochs else {}
     with _progress() as bars:
         progress = _Bars(bars)

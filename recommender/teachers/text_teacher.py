@@ -196,6 +196,10 @@ class TextTeacher(nn.Module):
         top = torch.topk(scores, min(k, self.n_items))
         return top.indices, top.values
 
+    def describe(self) -> dict[str, Any]:
+        """What a distilled student's config records about its teacher."""
+        return {"teacher": TEACHER_NAME}
+
     def config(self) -> dict[str, Any]:
         return {"n_items": self.n_items, "dim": self.dim, "max_len": self.max_len, "n_layers": self.n_layers,
                 "n_heads": self.n_heads, "dropout": self.dropout_prob, "temperature": self.temperature}
