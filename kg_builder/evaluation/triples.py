@@ -141,6 +141,45 @@ def hard_negatives(triples: Sequence[TripleRecord], top_tails: TopTails, known: 
     return out
 
 
+TopPairs = Callable[[Sequence[str], Sequence[int]], Sequence[Sequence[tuple[str, str]]]]
+"""``(heads, depths)`` -> each head's best ``depth`` candidate ``(relation, tail)`` pairs over every
+relation, best first."""
+
+
+def head_negatives(triples: Sequence[TripleRecord], top_pairs: TopPairs, known: Iterable[TripleRecord], *,
+                   per_positive: int = 1) -> list[TripleRecord]:
+    """A generator's false candidates for a head over *every* relation: what the pipeline proposes
+    for S when the relation it picked is wrong as well as the tail (:func:`hard_negatives` keeps
+    the true triple's relation). A head with ``n`` true triples in ``triples`` gets up to
+    ``per_positive * n`` of its best-ranked ``(head, relation, tail)`` that are not known."""
+    if per_positive < 0:
+        raise InvalidInputError("per_positive", "must be zero or more")
+    if per_positive == 0 or not triples:
+        return []
+    true = {_key(t) for t in known} | {_key(t) for t in triples}
+    counts: dict[str, int] = defaultdict(int)
+    for t in triples:
+        counts[t.head] += 1
+    known_per_head: dict[str, int] = defaultdict(int)
+    for h, _, _ in true:
+        known_per_head[h] += 1
+    heads = list(counts)
+    # deep enough to walk past the head's known triples (the model ranks them first) and itself
+    depths = [known_per_head[h] + per_positive * counts[h] + 8 for h in heads]
+    out: list[TripleRecord] = []
+    for head, pairs in zip(heads, top_pairs(heads, depths), strict=True):
+        want = per_positive * counts[head]
+        made = 0
+        for relation, tail in pairs:
+            if made == want:
+                break
+            if tail == head or (head, relation, tail) in true:
+                continue
+            made += 1
+            out.append(TripleRecord(head, relation, tail))
+    return out
+
+
 def relation_ranges(triples: Iterable[TripleRecord]) -> dict[str, list[str]]:
     """Each relation's tails in ``triples`` (its observed range), in first-seen order."""
     ranges: dict[str, dict[str, None]] = defaultdict(dict)

@@ -6,7 +6,10 @@ What it learns from: every train triple is a positive; its negatives are
 * ``hard_negatives`` false candidates of the pipeline's ``graph`` generator: ComplEx's top tails for
   the triple's ``(h, r)`` that are not known true (the saved ``structural-<dataset>`` when its
   entities match, else a quick ComplEx trained here on train),
-* ``range_negatives`` tails of the same relation elsewhere in train (type-plausible, not known).
+* ``range_negatives`` tails of the same relation elsewhere in train (type-plausible, not known),
+* ``head_negatives`` ComplEx's most plausible false triples of the head over *every* relation (the
+  pipeline picks relations too, so its false candidates often have the wrong relation as well as
+  the wrong tail; the graph generator proposes ComplEx's top tails of each picked relation).
 
 "Known" is train + dev: no label ever comes from the test split (a test triple mined as a
 negative stays a negative, as it would for a user who does not have the test split).
@@ -39,11 +42,13 @@ from kg_builder.datasets import Dataset, TripleRecord
 from kg_builder.errors import InvalidInputError
 from kg_builder.evaluation.kgc import Query
 from kg_builder.evaluation.triples import (
+    TopPairs,
     TopTails,
     accuracy_at,
     best_threshold,
     corrupt_triples,
     hard_negatives,
+    head_negatives,
     range_negatives,
     relation_ranges,
     rerank_metrics,
@@ -74,6 +79,28 @@ def complex_top_tails(model: ComplEx, *, k: int, batch_size: int = 256) -> Calla
         return out
 
     return top_tails
+
+
+def complex_top_pairs(model: ComplEx) -> TopPairs:
+    """A :data:`~kg_builder.evaluation.triples.TopPairs` from ComplEx: each head's best
+    ``(relation, tail)`` pairs over every relation by raw score (heads outside the vocabulary get none)."""
+    relations = list(model.relation_index)
+
+    def top_pairs(heads: Sequence[str], depths: Sequence[int]) -> list[list[tuple[str, str]]]:
+        out: list[list[tuple[str, str]]] = []
+        for head, depth in zip(heads, depths, strict=True):
+            if head not in model.entity_index or not relations:
+                out.append([])
+                continue
+            scores = np.asarray(model.score([Query(head, r, False) for r in relations]), dtype=np.float64).ravel()
+            depth = min(depth, scores.size)
+            top = np.argpartition(-scores, depth - 1)[:depth]
+            flat = top[np.argsort(-scores[top], kind="stable")]
+            rows, cols = np.divmod(flat, len(model.entity_ids))
+            out.append([(relations[r], model.entity_ids[c]) for r, c in zip(rows, cols, strict=True)])
+        return out
+
+    return top_pairs
 
 
 def complex_scores(model: ComplEx) -> Callable[[Sequence[tuple[str, str]]], np.ndarray]:
@@ -110,7 +137,7 @@ class TrainingExamples:
 
     @property
     def counts(self) -> dict[str, int]:
-        counts = {kind: self.kinds.count(kind) for kind in ("true", "corrupted", "hard", "range")}
+        counts = {kind: self.kinds.count(kind) for kind in ("true", "corrupted", "hard", "range", "head")}
         return {"positives": counts.pop("true"), **counts, "examples": len(self.triples)}
 
 
@@ -120,16 +147,19 @@ def known_triples(dataset: Dataset) -> list[TripleRecord]:
 
 
 def training_examples(dataset: Dataset, top_tails: TopTails, *, negatives: int = 1, hard: int = 1,
-                      same_range: int = 1, seed: int = 13) -> TrainingExamples:
+                      same_range: int = 1, head: int = 0, top_pairs: TopPairs | None = None,
+                      seed: int = 13) -> TrainingExamples:
     """Every train triple (label 1) and its negatives (label 0): ``hard`` of the generator's false
-    candidates (``top_tails``), ``same_range`` same-relation tails, ``negatives`` corrupted triples;
-    filtered against train + dev (:func:`known_triples`); a negative drawn twice is kept once."""
+    candidates (``top_tails``), ``same_range`` same-relation tails, ``head`` of the head's false
+    candidates over every relation (``top_pairs``), ``negatives`` corrupted triples; filtered
+    against train + dev (:func:`known_triples`); a negative drawn twice is kept once."""
     train = dataset.triples["train"]
     known = known_triples(dataset)
     entity_ids = [e.id for e in dataset.entities]
     by_kind = {
         "hard": hard_negatives(train, top_tails, known, per_positive=hard),
         "range": range_negatives(train, relation_ranges(train), known, per_positive=same_range, seed=seed + 2000),
+        "head": head_negatives(train, top_pairs, known, per_positive=head) if head and top_pairs else [],
         "corrupted": corrupt_triples(train, entity_ids, known, per_positive=negatives, seed=seed + 1000)
         if negatives else [],
     }
@@ -234,7 +264,8 @@ def _threads(threads: int | None) -> int:
 
 def train_reranker(*, dataset: Dataset, settings: Settings, epochs: float = 1.0, batch_size: int = 16,
                    lr: float = 2e-4, negatives: int = 1, hard_negatives_per_positive: int = 1,
-                   range_negatives_per_positive: int = 1, hard_k: int = 30, max_minutes: float = 30.0,
+                   range_negatives_per_positive: int = 1, head_negatives_per_positive: int = 1,
+                   hard_k: int = 30, max_minutes: float = 30.0,
                    seed: int = 13, name: str | None = None, config: CrossEncoderConfig | None = None,
                    structural: ComplEx | None = None, freeze_layers: int = 3, threads: int | None = None,
                    dev_triples: int = 300, rank_queries: int = 100, rank_k: int = 10,
@@ -242,8 +273,8 @@ def train_reranker(*, dataset: Dataset, settings: Settings, epochs: float = 1.0,
     """Fine-tune the cross-encoder on ``dataset``'s train split; threshold and metrics from dev.
 
     Args:
-        negatives / hard_negatives_per_positive / range_negatives_per_positive: negatives of each
-            kind per train triple (module docstring).
+        negatives / hard_negatives_per_positive / range_negatives_per_positive /
+            head_negatives_per_positive: negatives of each kind per train triple (module docstring).
         hard_k: how deep in ComplEx's ranking hard negatives are mined.
         max_minutes: wall-clock budget of preparation (mining, loading) and training together; the
             dev report comes after it.
@@ -266,10 +297,11 @@ def train_reranker(*, dataset: Dataset, settings: Settings, epochs: float = 1.0,
     if "train" not in dataset.triples or not dataset.triples["train"]:
         raise InvalidInputError("dataset", f"{dataset.name} has no train triples")
     for field_name, value in (("negatives", negatives), ("hard_negatives", hard_negatives_per_positive),
-                              ("range_negatives", range_negatives_per_positive)):
+                              ("range_negatives", range_negatives_per_positive),
+                              ("head_negatives", head_negatives_per_positive)):
         if value < 0:
             raise InvalidInputError(field_name, "must be zero or more")
-    if negatives + hard_negatives_per_positive + range_negatives_per_positive < 1:
+    if negatives + hard_negatives_per_positive + range_negatives_per_positive + head_negatives_per_positive < 1:
         raise InvalidInputError("negatives", "at least one negative per true triple is needed")
     if batch_size < 2 or lr <= 0 or epochs <= 0 or max_minutes <= 0:
         raise InvalidInputError("batch_size", "batch_size >= 2, lr > 0, epochs > 0 and max_minutes > 0 are required")
@@ -282,6 +314,7 @@ def train_reranker(*, dataset: Dataset, settings: Settings, epochs: float = 1.0,
     try:
         return _train(dataset=dataset, settings=settings, epochs=epochs, batch_size=batch_size, lr=lr,
                       negatives=negatives, hard=hard_negatives_per_positive, same_range=range_negatives_per_positive,
+                      head=head_negatives_per_positive,
                       hard_k=hard_k, max_minutes=max_minutes, seed=seed, name=name, config=config,
                       structural=structural, freeze_layers=freeze_layers, dev_triples=dev_triples,
                       rank_queries=rank_queries, rank_k=rank_k, progress=progress, save=save, started=started)
@@ -290,7 +323,7 @@ def train_reranker(*, dataset: Dataset, settings: Settings, epochs: float = 1.0,
 
 
 def _train(*, dataset: Dataset, settings: Settings, epochs: float, batch_size: int, lr: float, negatives: int,
-           hard: int, same_range: int, hard_k: int, max_minutes: float, seed: int, name: str | None,
+           hard: int, same_range: int, head: int, hard_k: int, max_minutes: float, seed: int, name: str | None,
            config: CrossEncoderConfig | None, structural: ComplEx | None, freeze_layers: int, dev_triples: int,
            rank_queries: int, rank_k: int, progress: Progress | None, save: bool, started: float) -> ModelTrainResult:
     import torch
@@ -303,6 +336,7 @@ def _train(*, dataset: Dataset, settings: Settings, epochs: float, batch_size: i
         structural_source = structural.meta.get("name", "given ComplEx")
     top_tails = complex_top_tails(structural, k=hard_k)
     examples = training_examples(dataset, top_tails, negatives=negatives, hard=hard, same_range=same_range,
+                                 head=head, top_pairs=complex_top_pairs(structural),
                                  seed=seed)
     model = TripleCrossEncoder(dataset.entities, dataset.relations, config, path=encoder_path(settings),
                                meta={"dataset": dataset.name, "seed": seed})
@@ -326,7 +360,8 @@ def _train(*, dataset: Dataset, settings: Settings, epochs: float, batch_size: i
                "total_seconds": time.perf_counter() - started}
     res = ModelTrainResult(model_name=name, directory=directory, dataset=dataset.name, seed=seed,
                            config={"epochs": epochs, "batch_size": batch_size, "lr": lr, "negatives": negatives,
-                                   "hard_negatives": hard, "range_negatives": same_range, "hard_k": hard_k,
+                                   "hard_negatives": hard, "range_negatives": same_range, "head_negatives": head,
+                                   "hard_k": hard_k,
                                    "freeze_layers": freeze_layers, "threads": torch.get_num_threads(),
                                    "max_minutes": max_minutes, **asdict(model.config)},
                            metrics=metrics, timings=timings, epoch_losses=epoch_losses, stopped_by_budget=stopped,
@@ -425,5 +460,5 @@ def _fit(model: TripleCrossEncoder, triples: list[TripleRecord], labels: list[fl
     return steps, planned, epoch_losses, state["stopped"]
 
 
-__all__ = ["TrainingExamples", "complex_scores", "complex_top_tails", "known_triples", "structural_for",
+__all__ = ["TrainingExamples", "complex_scores", "complex_top_pairs", "complex_top_tails", "known_triples", "structural_for",
            "train_reranker", "training_examples"]

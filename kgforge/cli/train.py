@@ -200,6 +200,9 @@ def reranker_command(
                                        help="ComplEx's false top tails (the graph generator's) per true triple."),
     range_negatives: int = typer.Option(1, "--range-negatives", min=0,
                                         help="Same-relation tails that are not known true, per true triple."),
+    head_negatives: int = typer.Option(1, "--head-negatives", min=0,
+                                       help="ComplEx's most plausible false triples of the head over every "
+                                            "relation (wrong relation and tail), per true triple."),
     max_minutes: float = typer.Option(30.0, "--max-minutes", min=0.01, help="Wall-clock cap of the training loop."),
     freeze_layers: int = typer.Option(3, "--freeze-layers", min=0,
                                       help="Lower MiniLM layers kept frozen (with the embeddings)."),
@@ -224,7 +227,8 @@ def reranker_command(
     with training_progress("step") as update:
         result = train_reranker(dataset=records, settings=settings, epochs=epochs, batch_size=batch_size, lr=lr,
                                 negatives=negatives, hard_negatives_per_positive=hard_negatives,
-                                range_negatives_per_positive=range_negatives, max_minutes=max_minutes,
+                                range_negatives_per_positive=range_negatives,
+                                head_negatives_per_positive=head_negatives, max_minutes=max_minutes,
                                 freeze_layers=freeze_layers, threads=threads, dev_triples=dev_triples,
                                 rank_queries=rank_queries, seed=seed, name=name, progress=update)
     if json_out:
@@ -236,7 +240,7 @@ def reranker_command(
     console.print(f"reranker {result.model_name}: {m['steps']}/{m['planned_steps']} steps in "
                   f"{result.timings['train_seconds']:.0f}s{budget} over {n['examples']} examples ({n['positives']} "
                   f"true, {n['corrupted']} corrupted, {n['hard']} hard from {m['hard_negatives_from']}, "
-                  f"{n['range']} same-range)")
+                  f"{n['range']} same-range, {n['head']} over every relation)")
     if "dev_accuracy" in m:
         table = Table(title=f"{dataset} dev (threshold logit {m['dev_threshold_logit']:.3f}, best dev accuracy "
                             "over true + corrupted + hard)")

@@ -13,7 +13,13 @@ from kg_builder.errors import InvalidInputError
 from kg_builder.evaluation.triples import best_threshold, corrupt_triples, hard_negatives
 from kg_builder.models.cross_encoder import CrossEncoderConfig, TripleCrossEncoder
 from kg_builder.settings import Settings
-from kg_builder.training.reranker import complex_top_tails, known_triples, train_reranker, training_examples
+from kg_builder.training.reranker import (
+    complex_top_pairs,
+    complex_top_tails,
+    known_triples,
+    train_reranker,
+    training_examples,
+)
 from kg_builder.training.structural import train_structural
 
 ANIMALS = ["cat", "dog", "cow", "horse", "goat", "sheep"]
@@ -74,6 +80,25 @@ def test_hard_negatives_are_complex_candidates_never_known_and_never_from_test(s
     cat = [t.tail for t in hard if (t.head, t.relation) == ("cat", "eats")]
     false_ranked = [c for c in top_tails([("cat", "eats")])[0] if c != "cat" and ("cat", "eats", c) not in known]
     assert cat == false_ranked[:len(cat)] and len(cat) == 2  # two true triples -> two negatives
+
+
+def test_head_negatives_are_the_heads_best_false_triples_over_every_relation(structural):
+    dataset = tiny()
+    top_pairs = complex_top_pairs(structural)
+    examples = training_examples(dataset, complex_top_tails(structural, k=6), negatives=0, hard=0, same_range=0,
+                                 head=1, top_pairs=top_pairs, seed=3)
+    known = {(t.head, t.relation, t.tail) for t in known_triples(dataset)}
+    head = [t for t, kind in zip(examples.triples, examples.kinds, strict=True) if kind == "head"]
+    assert examples.counts["head"] == len(head) > 0 and examples.counts["hard"] == 0
+    assert not {(t.head, t.relation, t.tail) for t in head} & known
+    # relations other than the true triple's own appear (dog's are "eats" and "chases")
+    assert {t.relation for t in head} == {"eats", "chases"}
+    # each head's negatives are its best-ranked unknown (relation, tail) pairs, one per true triple
+    everything = top_pairs(["cat"], [len(ANIMALS + FOODS) * 2])[0]
+    scores = {pair: i for i, pair in enumerate(everything)}
+    cat = [(t.relation, t.tail) for t in head if t.head == "cat"]
+    unknown = [p for p in everything if p[1] != "cat" and ("cat", *p) not in known]
+    assert len(cat) == 2 and cat == unknown[:2] and all(scores[p] < len(everything) for p in cat)
 
 
 def test_training_learns_saves_and_round_trips(trained):
@@ -140,7 +165,9 @@ def test_the_budget_stops_training(tmp_path, structural):
 def test_bad_arguments_name_the_field(tmp_path):
     with pytest.raises(InvalidInputError, match="negatives"):
         train_reranker(dataset=tiny(), settings=Settings(home=tmp_path), negatives=0, hard_negatives_per_positive=0,
-                       range_negatives_per_positive=0)
+                       range_negatives_per_positive=0, head_negatives_per_positive=0)
+    with pytest.raises(InvalidInputError, match="head_negatives"):
+        train_reranker(dataset=tiny(), settings=Settings(home=tmp_path), head_negatives_per_positive=-1)
     empty = Dataset(name="e", kind="kg", entities=tiny().entities, relations=tiny().relations, triples={})
     with pytest.raises(InvalidInputError, match="dataset"):
         train_reranker(dataset=empty, settings=Settings(home=tmp_path))
