@@ -9,7 +9,10 @@ What it learns from: every train triple is a positive; its negatives are
 * ``range_negatives`` tails of the same relation elsewhere in train (type-plausible, not known),
 * ``head_negatives`` ComplEx's most plausible false triples of the head over *every* relation (the
   pipeline picks relations too, so its false candidates often have the wrong relation as well as
-  the wrong tail; the graph generator proposes ComplEx's top tails of each picked relation).
+  the wrong tail; the graph generator proposes ComplEx's top tails of each picked relation). Off by
+  default: at the same 12 minutes on UMLS, a reranker trained with them was no better in the
+  pipeline on dev (README, "Reranker"). Mining costs one ``[relations, entities]`` score per
+  train head, which grows with the relation count (FB15k-237's 237).
 
 "Known" is train + dev: no label ever comes from the test split (a test triple mined as a
 negative stays a negative, as it would for a user who does not have the test split).
@@ -264,7 +267,7 @@ def _threads(threads: int | None) -> int:
 
 def train_reranker(*, dataset: Dataset, settings: Settings, epochs: float = 1.0, batch_size: int = 16,
                    lr: float = 2e-4, negatives: int = 1, hard_negatives_per_positive: int = 1,
-                   range_negatives_per_positive: int = 1, head_negatives_per_positive: int = 1,
+                   range_negatives_per_positive: int = 1, head_negatives_per_positive: int = 0,
                    hard_k: int = 30, max_minutes: float = 30.0,
                    seed: int = 13, name: str | None = None, config: CrossEncoderConfig | None = None,
                    structural: ComplEx | None = None, freeze_layers: int = 3, threads: int | None = None,
