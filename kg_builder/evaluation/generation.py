@@ -24,8 +24,7 @@ Ablations (one row each): ``full`` (utility-ranked knowledge, every generator, v
 fraction kept by the calibrated confidence over every signal); ``no_reranker`` (same candidates,
 confidence fitted without the reranker's score); ``reranker_only`` (kept by the reranker's score
 alone, the KG-BERT filter); ``similarity_only`` (knowledge ranked by similarity, not
-utility); ``no_document_evidence`` (same candidates, confidence fitted without ``doc_rr``, where
-S's ranked documents first name the target); ``only_<generator>`` (the candidates of one generator, no voting).
+utility); ``only_<generator>`` (the candidates of one generator, no voting).
 """
 
 from __future__ import annotations
@@ -55,7 +54,6 @@ Progress = Callable[[int, int, str], None]
 Triple = tuple[str, str, str]
 
 WITHOUT_RERANKER = tuple(f for f in FEATURES if f not in ("reranker_logit", "reranker_margin"))
-WITHOUT_DOCUMENT_EVIDENCE = tuple(f for f in FEATURES if f != "doc_rr")
 
 
 def _heads(dataset: Dataset, split: str, max_entities: int | None, seed: int) -> list[str]:
@@ -166,7 +164,6 @@ VARIANTS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "full": (FEATURES, "utility"),
     "no_reranker": (WITHOUT_RERANKER, "utility"),
     "similarity_only": (FEATURES, "similarity"),
-    "no_document_evidence": (WITHOUT_DOCUMENT_EVIDENCE, "utility"),
     "reranker_only": (None, "utility"),
     "graph_rank_only": (None, "utility"),
 }

@@ -15,9 +15,6 @@ log_joint              log(P(R | S) x p_graph): the relation classifier and Comp
                        probability of (R, T) for S (a product a linear model cannot form itself;
                        log 1e-6 when either is missing)
 new_entity             1 when T is a new entity (a name no node has), else 0
-doc_rr                 1 / position of the first of S's retrieved documents, in the knowledge's order
-                       (utility-ranked, or similarity in the ablation), that names T (0 when none
-                       does): document evidence for every candidate, not only the corpus generator's
 =====================  ==========================================================================
 
 **Modes.** A model is fitted in one mode, ``offline`` (no LLM: ``kgforge train confidence``) or
@@ -62,7 +59,7 @@ from kg_builder.settings import Settings
 
 KIND = "confidence-lr"
 FEATURES = ("reranker_logit", "votes", "rr_graph", "rr_dense", "rr_corpus", "rr_llm", "relation_retrieval",
-            "relation_probability", "p_graph", "log_range", "reranker_margin", "log_joint", "new_entity", "doc_rr")
+            "relation_probability", "p_graph", "log_range", "reranker_margin", "log_joint", "new_entity")
 MODES = ("offline", "llm")
 FOLDS = 5
 

@@ -23,7 +23,6 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from kg_builder.graphdb import schema
 from kg_builder.llm.base import LLM, LLMError, OnError
 from kg_builder.llm.prompts import format_documents, format_triples, get_prompt
 from kg_builder.llm.schemas import Summary as LLMSummary
@@ -52,11 +51,6 @@ class Knowledge(BaseModel):
     document_ids: list[str] = Field(default_factory=list)
     documents: list[Hit] = Field(default_factory=list)
     document_utility: dict[str, float] = Field(default_factory=dict)
-    mention_ranks: dict[str, int] = Field(
-        default_factory=dict, exclude=True,
-        description="Entity graph key -> 1-based position, in this knowledge's document order (utility or "
-                    "similarity), of the first retrieved document that names it (every recalled document, "
-                    "not only the kept ones): the confidence model's document evidence (``doc_rr``).")
     ranking: Literal["utility", "similarity", "none"] = "none"
     summary_by: Literal["llm", "extractive", "none"] = "none"
     similar_entities: list[str] = Field(default_factory=list)
@@ -173,7 +167,6 @@ class KnowledgeBuilder:
         else:
             knowledge.document_utility = {h.doc_id: h.score for h in hits[: self.documents]}
             knowledge.ranking = "similarity"
-        knowledge.mention_ranks = self._mention_ranks(hits)
         top = hits[: self.documents]
         knowledge.documents = top
         if self.llm is not None and top:
@@ -186,17 +179,6 @@ class KnowledgeBuilder:
         summary = self.summariser.run(entity.name, top, self.token_budget)
         knowledge.descriptive, knowledge.document_ids = summary.text, summary.document_ids
         knowledge.summary_by = "extractive" if summary.text else "none"
-
-    def _mention_ranks(self, hits: Sequence[Hit]) -> dict[str, int]:
-        """Graph key -> first position (1-based) among ``hits`` of a document that names the entity."""
-        mentions = getattr(self.utility, "mentions", None)
-        if mentions is None:
-            return {}
-        ranks: dict[str, int] = {}
-        for position, hit in enumerate(hits, start=1):
-            for native in mentions.find(hit.text):
-                ranks.setdefault(schema.graph_key(self.snapshot.domain, native), position)
-        return ranks
 
     def _llm_summary(self, entity: EntityInfo, hits: Sequence[Hit], knowledge: Knowledge) -> None:
         assert self.llm is not None

@@ -228,7 +228,7 @@ class PipelineModels:
 
 
 def features_of(voted: Voted, relation_score: float, relation_probability: float, reranker_logit: float, *,
-                range_count: int = 0, reranker_threshold_logit: float = 0.0, document_rank: int = 0) -> list[float]:
+                range_count: int = 0, reranker_threshold_logit: float = 0.0) -> list[float]:
     """The confidence model's feature vector of one voted candidate (names in ``confidence.FEATURES``)."""
     def rr(generator: str) -> float:
         rank = voted.best_rank(generator)
@@ -241,8 +241,7 @@ def features_of(voted: Voted, relation_score: float, relation_probability: float
               "p_graph": p_graph, "log_range": math.log1p(range_count),
               "reranker_margin": reranker_logit - reranker_threshold_logit,
               "log_joint": math.log(max(relation_probability * p_graph, 1e-6)),
-              "new_entity": float(voted.target_id is None),
-              "doc_rr": 1.0 / document_rank if document_rank else 0.0}
+              "new_entity": float(voted.target_id is None)}
     return [values[name] for name in FEATURES]
 
 
@@ -340,8 +339,7 @@ class KnowledgePipeline:
                 features=features_of(v, relation.retrieval_score, relation.probability or 0.0, logit,
                                      range_count=self.snapshot.relation_range(v.relation).get(v.target_id, 0)
                                      if v.target_id else 0,
-                                     reranker_threshold_logit=threshold_logit,
-                                     document_rank=knowledge.mention_ranks.get(v.target_id or "", 0)),
+                                     reranker_threshold_logit=threshold_logit),
                 reranker_probability=1.0 / (1.0 + math.exp(-logit)) if self.models.reranker is not None else None))
         return EntityRun(entity=info, knowledge=knowledge, relations=selection, proposals=len(proposals),
                          candidates=candidates, timings=timings, errors=errors)
