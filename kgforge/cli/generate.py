@@ -214,4 +214,12 @@ def eval_generation_command(
     for name, row in result.recall_matched.items():
         matched.add_row(name, *[f"{row.get(k, float('nan')):.3f}" for k in keys])
     console.print(matched)
+    if result.differences:
+        paired = Table(title="full ranking's precision minus each variant's at the same budget "
+                             "(95 % paired bootstrap interval over heads)")
+        for column in ("variant", "difference", "interval"):
+            paired.add_column(column, justify="left" if column == "variant" else "right")
+        for name, d in result.differences.items():
+            paired.add_row(name, f"{d['difference']:+.3f}", f"[{d['low']:+.3f}, {d['high']:+.3f}]")
+        console.print(paired)
     console.print(f"[dim]{result.protocol}[/]")

@@ -104,6 +104,11 @@ def test_generation_evaluation_reports_every_ablation(trained):
     assert result.pr_curve and all(0.0 <= p["precision"] <= 1.0 for p in result.pr_curve)
     assert [p["kept"] for p in result.pr_curve] == sorted(p["kept"] for p in result.pr_curve)  # floor falls
     assert "against a graph of train+dev triples" in result.protocol
+    compared = {name for name, row in result.rows.items() if "error" not in row} - {"default", "full"}
+    assert set(result.differences) == compared  # each ranking against the full one, paired over heads
+    for name, d in result.differences.items():
+        assert d["low"] <= d["difference"] <= d["high"]
+        assert d["difference"] == pytest.approx(result.rows["full"]["precision"] - result.rows[name]["precision"])
     single = only_generator([], "graph")
     assert single == []
 
