@@ -238,6 +238,7 @@ class Distiller(nn.Module):
         layers = student_layers(model, item_seq, item_seq_len)
         hidden = layers[-1][mask]  # [N, d]
         table = model.item_embeddings()
+        graph = model.graph_score_logits(item_seq, mask)  # the student's graph-score term, when it has one
         total = hidden.new_zeros(())
         terms: dict[str, float] = {}
         if self.use_dllm2rec:
@@ -247,6 +248,8 @@ class Distiller(nn.Module):
                 top = torch.topk(teacher_logits, min(cfg.top_k, teacher_logits.shape[1]))
                 probs = torch.softmax(teacher_logits, -1).gather(1, top.indices)
             student_logits = hidden @ table.T
+            if graph is not None:
+                student_logits = student_logits + graph
             with torch.no_grad():
                 student_top = torch.topk(student_logits.detach(), top.indices.shape[1]).indices
                 consistent = (top.indices.unsqueeze(-1) == student_top.unsqueeze(1)).any(-1)
@@ -273,7 +276,8 @@ class Distiller(nn.Module):
             total = total + cfg.lambda_cos * cos + cfg.lambda_l2 * l2 + cfg.lambda_teacher_space * supervised
             terms.update(cos=float(cos.detach()), l2=float(l2.detach()), teacher_space=float(supervised.detach()))
             if len(layers) > 1:
-                inter = sum(nn.functional.cross_entropy(layer[mask] @ table.T, targets[mask] - 1)
+                inter = sum(nn.functional.cross_entropy(layer[mask] @ table.T + (0 if graph is None else graph),
+                                                        targets[mask] - 1)
                             for layer in layers[:-1]) / (len(layers) - 1)
                 total = total + cfg.lambda_intermediate * inter
                 terms["intermediate"] = float(inter.detach())
@@ -372,7 +376,8 @@ def freeze_kar(model: SequentialRecommender) -> SequentialRecommender:
         raise InvalidInputError("model", "not a KAR-trained student (its knowledge projection is no adapter)")
     model.eval()
     augmented = model.knowledge_projection(model.knowledge[1:])
-    plain = get(model.name)(**model.config(), knowledge=augmented)
+    graph_scores = None if model.graph_score_vectors is None else model.graph_score_vectors.clone()
+    plain = get(model.name)(**model.config(), knowledge=augmented, graph_scores=graph_scores)
     state = {k: v for k, v in model.state_dict().items()
              if not k.startswith("knowledge_projection.") and k != "knowledge"}
     missing, unexpected = plain.load_state_dict(state, strict=False)

@@ -31,7 +31,9 @@ only the student rows):
 * ``students``: the rows above, and with ``graph`` each student with ``text+graph:gnn-<dataset>``
   knowledge (the graph embedding set beside the title vectors; with ``train`` (or ``train_missing``
   and no saved set) the set is made first, as ``kgforge embed finetune --dataset <dataset>`` makes
-  it; otherwise a missing set gives a ``not run`` row naming that command).
+  it; otherwise a missing set gives a ``not run`` row naming that command), and the same plus
+  ``+graph-score:gnn-<dataset>`` (the student's graph-score term, :mod:`recommender.graph_score`:
+  the set's own decayed-history score added to the student's logits with one learned weight).
 * ``teachers``: the text teacher (:mod:`recommender.teachers.text_teacher`, one run, seed 0, saved
   as ``text-teacher-minilm-<dataset>-s0``); the LLM teacher as a ``not run`` row (no LLM here); the
   text teacher with **seed-user** knowledge (:func:`recommender.teachers.seed_users.evaluate_seed_users`:
@@ -45,7 +47,8 @@ only the student rows):
   (:mod:`recommender.distill`: ``dllm2rec``, ``slmrec``, ``dllm2rec+slmrec``, ``kar``,
   ``kar+dllm2rec+slmrec``), the student's knowledge ``text`` (``kar``: ``text+teacher:<teacher>``
   condensed by the adapter), and with ``graph`` the same with ``+graph:gnn-<dataset>`` (a ``not run``
-  row naming ``kgforge embed finetune`` when that embedding set is not saved). Same trainer defaults
+  row naming ``kgforge embed finetune`` when that embedding set is not saved), and with
+  ``+graph:gnn-<dataset>+graph-score:gnn-<dataset>``. Same trainer defaults
   as the student rows (equal budgets: at most 12 epochs, patience 3 on the same holdout), saved as
   ``<model>-<plan>-<knowledge>-<dataset>-s<seed>``; from each teacher of ``teachers`` (``text``, and
   ``text+graph`` for the plans that distil a teacher, saved as ``<model>-<plan>-tgt-...``).
@@ -145,8 +148,12 @@ PROTOCOL = ("leave-one-out; full ranking over all items, no sampled negatives; h
 
 
 def saved_name(model: str, knowledge: str, dataset: str, seed: int) -> str:
-    """The store name of one row's model for one seed."""
-    spec = knowledge.replace(":", "_").replace("+", "_").replace("@", "_")
+    """The store name of one row's model for one seed (a ``graph-score:<set>`` part naming the same set
+    as the spec's ``graph:<set>`` part is written ``gscore``, so names stay within 100 characters)."""
+    parts = knowledge.split("+")
+    parts = ["gscore" if p.startswith("graph-score:") and f"graph:{p[len('graph-score:'):]}" in parts else p
+             for p in parts]
+    spec = "+".join(parts).replace(":", "_").replace("+", "_").replace("@", "_")
     return f"{model}-{spec}-{dataset}-s{seed}"
 
 
@@ -188,7 +195,7 @@ def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid"
     from gnn.evaluate import popularity_embeddings
     from kg_builder.evaluation.titles import rank_metrics
 
-    from .knowledge import build_knowledge
+    from .knowledge import build_graph_scores, build_knowledge
     from .store import default_store
     from .train import train_student
 
@@ -209,14 +216,18 @@ def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid"
     matrices: dict[str, Any] = {}
     specs, not_run = list(knowledge), []
     graph_spec = f"{DISTILL_KNOWLEDGE}+graph:{GRAPH_SET.format(dataset=dataset)}"
+    graph_score_spec = f"{graph_spec}+graph-score:{GRAPH_SET.format(dataset=dataset)}"
     if graph and {"students", "distilled"} & set(sections) and (
             train or (train_missing and not _graph_set_saved(settings, dataset))):
         _train_graph_set(settings, dataset, data_dir, progress)
-    if graph and "students" in sections and graph_spec not in specs:
-        if _graph_set_saved(settings, dataset):
-            specs.append(graph_spec)
-        else:
-            not_run = [_graph_not_run(f"{m} + {graph_spec} knowledge", dataset) for m in students]
+    if graph and "students" in sections:
+        for extra in (graph_spec, graph_score_spec):
+            if extra in specs:
+                continue
+            if _graph_set_saved(settings, dataset):
+                specs.append(extra)
+            else:
+                not_run += [_graph_not_run(f"{m} + {extra} knowledge", dataset) for m in students]
     for model_name in (students if "students" in sections else ()):
         for spec in specs:
             runs, timings = [], []
@@ -224,11 +235,14 @@ def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid"
                 name = saved_name(model_name, spec, dataset, seed)
                 if train or (train_missing and not store.versions(name)):
                     if spec not in matrices:
-                        matrices[spec] = build_knowledge(spec, data, cache_dir=cache_dir, settings=settings)
+                        matrices[spec] = (build_knowledge(spec, data, cache_dir=cache_dir, settings=settings),
+                                          build_graph_scores(spec, data, settings=settings))
                     if progress:
                         progress({"event": "row", "model": name})
-                    result = train_student(data=data, model=model_name, knowledge=matrices[spec], knowledge_spec=spec,
-                                           seed=seed, progress=progress, **dict(train_kwargs or {}))
+                    knowledge_matrix, graph_scores = matrices[spec]
+                    result = train_student(data=data, model=model_name, knowledge=knowledge_matrix,
+                                           knowledge_spec=spec, graph_scores=graph_scores, seed=seed,
+                                           progress=progress, **dict(train_kwargs or {}))
                     meta = store.save(name, result.model, item_ids=data.item_ids, dataset=dataset, knowledge=spec,
                                       train_config=result.config, metrics=result.metrics)
                     student, train_metrics = result.model, {**result.metrics, "saved": f"{name} v{meta.version}"}
@@ -316,7 +330,7 @@ def distillation_rows(*, data, sequences, dataset: str, seeds: Sequence[int], st
     with the graph's embedding set when it is saved)."""
     from . import teachers as _registered  # noqa: F401  (registers text-teacher)
     from .distill import distill_student, parse_plan
-    from .knowledge import build_knowledge_blocks
+    from .knowledge import build_graph_scores, build_knowledge_blocks
     from .teachers.graph_teacher import GRAPH_WEIGHT, load_graph_teacher
     from .teachers.seed_users import evaluate_seed_users
 
@@ -357,6 +371,7 @@ def distillation_rows(*, data, sequences, dataset: str, seeds: Sequence[int], st
     variants = [(DISTILL_KNOWLEDGE, False)]
     if graph:
         variants.append((f"{DISTILL_KNOWLEDGE}+graph:{graph_set}", True))
+        variants.append((f"{DISTILL_KNOWLEDGE}+graph:{graph_set}+graph-score:{graph_set}", True))
     runs_of = [(model_name, plan, kind) for model_name in students for plan in plans for kind in by_kind
                if kind == "text" or parse_plan(plan) & {"dllm2rec", "slmrec"}]
     for model_name, plan, kind in runs_of:
@@ -365,6 +380,7 @@ def distillation_rows(*, data, sequences, dataset: str, seeds: Sequence[int], st
         for spec, with_graph in variants:
             full_spec = f"{spec}+teacher:{teacher_name}" if "kar" in parts else spec
             label = f"{model_name} + {plan}" + (" + graph" if with_graph else "")
+            label += " + graph score" if "graph-score:" in spec else ""
             label += " (text + graph teacher)" if kind == "text+graph" else ""
             runs, timings = [], []
             try:
@@ -376,6 +392,7 @@ def distillation_rows(*, data, sequences, dataset: str, seeds: Sequence[int], st
                             progress({"event": "row", "model": name})
                         result = distill_student(data=data, model=model_name, teacher=teacher_model, method=plan,
                                                  knowledge_blocks=blocks, knowledge_spec=full_spec, seed=seed,
+                                                 graph_scores=build_graph_scores(full_spec, data, settings=settings),
                                                  progress=progress, **dict(train_kwargs or {}))
                         stored_spec = f"kar({full_spec})" if "kar" in parts else full_spec
                         meta = store.save(name, result.model, item_ids=data.item_ids, dataset=dataset,

@@ -10,6 +10,9 @@ A *knowledge spec* names the parts, joined by ``+``:
 * ``graph:<set>`` or ``graph:<set>@<version>``: an embedding set saved by ``kgforge embed
   finetune`` (:mod:`gnn.store`), rows looked up by the items' graph keys
   (:class:`kg_builder.ingest.DatasetKeys`); an item the set lacks is an error naming it.
+* ``graph-score:<set>`` or ``graph-score:<set>@<version>``: not a block of the item supplement but
+  the student's graph-score term (:mod:`recommender.graph_score`; :func:`build_graph_scores`): the
+  set's decayed-history score joins the student's logits with one learned weight. At most one.
 * ``teacher:<name>`` or ``teacher:<name>@<version>``: a saved teacher's semantic item embeddings
   (:class:`recommender.teachers.text_teacher.TextTeacher`, 384 dims: the fine-tuned MiniLM item
   side), the knowledge REKI/KAR condenses beside the title and graph vectors.
@@ -32,6 +35,7 @@ from kg_builder.errors import InvalidInputError
 from .data import RecData
 
 WHITENING_DIMS = 256
+GRAPH_SCORE_PREFIX = "graph-score:"
 
 
 def parse_spec(spec: str | None) -> list[str]:
@@ -41,11 +45,22 @@ def parse_spec(spec: str | None) -> list[str]:
     parts = [p.strip() for p in spec.split("+") if p.strip()]
     for part in parts:
         if part not in ("text", "text-whitened") and not (part.startswith("graph:") and len(part) > 6) \
+                and not (part.startswith(GRAPH_SCORE_PREFIX) and len(part) > len(GRAPH_SCORE_PREFIX)) \
                 and not (part.startswith("teacher:") and len(part) > 8):
             raise InvalidInputError("knowledge", f"unknown knowledge part {part!r}: use none, text, text-whitened, "
-                                                 "graph:<embedding set>[@version], teacher:<saved teacher>[@version], "
-                                                 "joined by '+'")
+                                                 "graph:<embedding set>[@version], graph-score:<embedding set>[@version], "
+                                                 "teacher:<saved teacher>[@version], joined by '+'")
+    if sum(part.startswith(GRAPH_SCORE_PREFIX) for part in parts) > 1:
+        raise InvalidInputError("knowledge", f"at most one graph-score part, got {spec!r}")
     return parts
+
+
+def build_graph_scores(spec: str | None, data: RecData, *, settings=None) -> np.ndarray | None:
+    """The graph vectors ``[n_items, g]`` of ``spec``'s ``graph-score:<set>`` part, or None without one."""
+    for part in parse_spec(spec):
+        if part.startswith(GRAPH_SCORE_PREFIX):
+            return graph_knowledge(part[len(GRAPH_SCORE_PREFIX):], data, settings=settings)
+    return None
 
 
 def build_knowledge(spec: str | None, data: RecData, *, cache_dir: Path | None = None,
@@ -63,6 +78,8 @@ def build_knowledge_blocks(spec: str | None, data: RecData, *, cache_dir: Path |
     parts = parse_spec(spec)
     blocks = []
     for part in parts:
+        if part.startswith(GRAPH_SCORE_PREFIX):
+            continue  # the graph-score term, not a supplement block (build_graph_scores)
         if part in ("text", "text-whitened"):
             from gnn.export import default_cache_dir, text_features
 
@@ -115,4 +132,4 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
-__all__ = ["build_knowledge", "build_knowledge_blocks", "graph_knowledge", "parse_spec", "teacher_knowledge"]
+__all__ = ["build_graph_scores", "build_knowledge", "build_knowledge_blocks", "graph_knowledge", "parse_spec", "teacher_knowledge"]

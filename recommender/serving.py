@@ -5,7 +5,8 @@ precomputed item vectors.
   the student's final item representations once (``item_embeddings()``: ID embedding plus the
   projected knowledge vector, ``[n_items, d]``), so a request costs one sequence encoding (the
   history's last ``max_len`` items, no padding) and one matrix-vector product with that table,
-  then a top-k. Its answers equal :func:`recommender.recommend.recommend` (tested). Anything in the
+  then a top-k (a student with the graph-score term adds its decayed-history graph score: one more
+  ``[n_items, g]`` product). Its answers equal :func:`recommender.recommend.recommend` (tested). Anything in the
   student registry with ``hidden`` and ``item_embeddings`` is served so, the text teacher too
   (its scores then lack the temperature; the ranking is the same).
 * :class:`ModelCache` holds the served models of one process, keyed by ``(name, version)``; two
@@ -135,8 +136,12 @@ class ServedModel:
         if torch.get_num_threads() != SERVE_THREADS:
             torch.set_num_threads(SERVE_THREADS)  # this thread's OpenMP setting (see the module docstring)
         recent = torch.tensor(rows[-self.max_len:], dtype=torch.long).add_(1).unsqueeze(0)
-        hidden = self.model.hidden({ITEM_SEQ: recent, ITEM_SEQ_LEN: torch.tensor([recent.shape[1]])})[0]
-        return self.item_vectors @ hidden
+        length = torch.tensor([recent.shape[1]])
+        hidden = self.model.hidden({ITEM_SEQ: recent, ITEM_SEQ_LEN: length})[0]
+        scores = self.item_vectors @ hidden
+        graph_scores = getattr(self.model, "last_graph_score_logits", None)  # students with the graph-score term
+        graph = graph_scores(recent, length) if graph_scores is not None else None
+        return scores if graph is None else scores + graph[0]
 
     @torch.inference_mode()
     def top_k(self, history: list[str], *, k: int = 10, exclude_seen: bool = True) -> tuple[list[str], list[float]]:

@@ -1,8 +1,8 @@
 """Saved students: ``KGFORGE_HOME/recommenders/<name>/v<version>/`` (versions 1, 2, ... per name).
 
 ==========================  ===================================================================
-``model.safetensors``       every weight and buffer (the knowledge matrix too, so a loaded model
-                            needs neither MiniLM nor the embedding set that made it)
+``model.safetensors``       every weight and buffer (the knowledge matrix and graph-score vectors too,
+                            so a loaded model needs neither MiniLM nor the embedding set that made it)
 ``items.json``              the dataset's item ids, row = item index (what ``recommend`` answers)
 ``metadata.json``           :class:`RecommenderMeta`: model, constructor kwargs, knowledge spec,
                             dataset, training config, metrics, git hash, created; written last
@@ -137,9 +137,10 @@ class RecommenderStore:
         folder = self.root / name / f"v{version or versions[-1]}"
         meta = RecommenderMeta.model_validate_json((folder / METADATA_FILE).read_text())
         state = load_file(str(folder / WEIGHTS_FILE))
-        knowledge = state.get("knowledge")
-        model = get(meta.model)(**meta.model_kwargs,
-                                knowledge=None if knowledge is None else knowledge[1:].clone())
+        knowledge, graph_scores = state.get("knowledge"), state.get("graph_score_vectors")
+        extra = {} if graph_scores is None else {"graph_scores": graph_scores.clone()}  # teachers take no graph_scores
+        model = get(meta.model)(**meta.model_kwargs, knowledge=None if knowledge is None else knowledge[1:].clone(),
+                                **extra)
         model.load_state_dict(state)
         model.eval()
         item_ids = json.loads((folder / ITEMS_FILE).read_text())

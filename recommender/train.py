@@ -83,7 +83,7 @@ class TrainResult:
 
 
 def train_student(*, data: RecData, model: str = "sasrec", knowledge: np.ndarray | None = None,
-                  knowledge_spec: str = "none", model_kwargs: dict[str, Any] | None = None, seed: int = 0,
+                  knowledge_spec: str = "none", graph_scores: np.ndarray | None = None, model_kwargs: dict[str, Any] | None = None, seed: int = 0,
                   epochs: int = DEFAULT_EPOCHS, batch_size: int = DEFAULT_BATCH_SIZE, lr: float = DEFAULT_LR,
                   weight_decay: float = 0.0, patience: int = DEFAULT_PATIENCE,
                   holdout_fraction: float = HOLDOUT_FRACTION, max_len: int = DEFAULT_MAX_LEN,
@@ -97,6 +97,8 @@ def train_student(*, data: RecData, model: str = "sasrec", knowledge: np.ndarray
         model: a registered student name (:func:`recommender.models.get`).
         knowledge: the fixed item matrix ``[n_items, k]`` of the supplement, or None (ID only).
         knowledge_spec: how ``knowledge`` was built (recorded in the config).
+        graph_scores: optional graph vectors ``[n_items, g]`` of the student's graph-score term
+            (:func:`recommender.knowledge.build_graph_scores`).
         epochs: the most epochs; early stopping may end sooner.
         max_minutes: optional wall-clock budget (checked between batches).
         threads: torch threads while training (None: leave torch's setting).
@@ -116,6 +118,7 @@ def train_student(*, data: RecData, model: str = "sasrec", knowledge: np.ndarray
         torch.set_num_threads(threads)
     try:
         return _train(data=data, model_name=model, knowledge=knowledge, knowledge_spec=knowledge_spec,
+                      graph_scores=graph_scores,
                       model_kwargs=dict(model_kwargs or {}), seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
                       weight_decay=weight_decay, patience=patience, holdout_fraction=holdout_fraction,
                       max_len=max_len, max_minutes=max_minutes, extra_loss=extra_loss, progress=progress,
@@ -124,7 +127,7 @@ def train_student(*, data: RecData, model: str = "sasrec", knowledge: np.ndarray
         torch.set_num_threads(previous_threads)
 
 
-def _train(*, data, model_name, knowledge, knowledge_spec, model_kwargs, seed, epochs, batch_size, lr, weight_decay,
+def _train(*, data, model_name, knowledge, knowledge_spec, model_kwargs, graph_scores=None, seed, epochs, batch_size, lr, weight_decay,
            patience, holdout_fraction, max_len, max_minutes, extra_loss, progress, threads, extra_modules=(),
            prepare=None) -> TrainResult:
     started = time.monotonic()
@@ -133,6 +136,7 @@ def _train(*, data, model_name, knowledge, knowledge_spec, model_kwargs, seed, e
     cls = get(model_name)
     student = cls(data.n_items, max_len=max_len,
                   knowledge=None if knowledge is None else torch.as_tensor(knowledge, dtype=torch.float32),
+                  graph_scores=None if graph_scores is None else torch.as_tensor(graph_scores, dtype=torch.float32),
                   **model_kwargs)
     if prepare is not None:
         prepare(student)
@@ -197,6 +201,7 @@ def _train(*, data, model_name, knowledge, knowledge_spec, model_kwargs, seed, e
         student.load_state_dict(best_state)
     student.eval()
     config = {"model": model_name, "knowledge": knowledge_spec, "knowledge_dim": student.knowledge_dim,
+              "graph_score_dim": student.graph_score_dim,
               "model_config": student.config(), "seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
               "weight_decay": weight_decay, "patience": patience, "holdout_fraction": holdout_fraction,
               "max_minutes": max_minutes, "threads": threads, "loss": "CE over all items, every position",

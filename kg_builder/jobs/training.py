@@ -256,7 +256,8 @@ class RecTrainParams(_Params):
     dataset: str = Field("amazon18_scientific", description="A registered rec dataset.")
     model: str = Field("sasrec", description="A registered student (recommender.models): sasrec, gru4rec.")
     knowledge: str = Field("none", max_length=200,
-                           description="none, text, text-whitened, graph:<embedding set>[@version], joined by '+'.")
+                           description="none, text, text-whitened, graph:<embedding set>[@version], "
+                                       "graph-score:<embedding set>[@version], joined by '+'.")
     epochs: int | None = Field(None, ge=1, le=1000, description="Most epochs (early stopping may end sooner).")
     lr: float | None = Field(None, gt=0, le=1.0)
     name: str | None = Field(None, pattern=NAME_PATTERN,
@@ -320,7 +321,7 @@ def _rec_train(settings: Settings, p: RecTrainParams, progress: Progress) -> dic
     :mod:`recommender` gains one function that trains and saves a student from settings, call it here."""
     from recommender.data import load_rec_data
     from recommender.evaluate import saved_name
-    from recommender.knowledge import build_knowledge
+    from recommender.knowledge import build_graph_scores, build_knowledge
     from recommender.store import RecommenderStore
     from recommender.train import train_student
 
@@ -333,7 +334,8 @@ def _rec_train(settings: Settings, p: RecTrainParams, progress: Progress) -> dic
     options = {k: v for k, v in {"epochs": p.epochs, "lr": p.lr, "max_minutes": p.max_minutes}.items()
                if v is not None}
     result = train_student(data=data, model=p.model, knowledge=matrix, knowledge_spec=p.knowledge, seed=p.seed,
-                           progress=progress, **options)
+                           graph_scores=build_graph_scores(p.knowledge, data, settings=settings), progress=progress,
+                           **options)
     progress({"stage": "save"})
     meta = RecommenderStore(settings).save(name, result.model, item_ids=data.item_ids, dataset=p.dataset,
                                            knowledge=p.knowledge, train_config=result.config, metrics=result.metrics)

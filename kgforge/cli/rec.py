@@ -190,7 +190,7 @@ def distill_command(
     from recommender.data import load_rec_data
     from recommender.distill import distill_student, parse_plan
     from recommender.evaluate import TEACHER, TEACHER_SEED, distilled_name, saved_name
-    from recommender.knowledge import build_knowledge_blocks
+    from recommender.knowledge import build_graph_scores, build_knowledge_blocks
     from recommender.models import get
     from recommender.store import RecommenderStore
 
@@ -214,13 +214,15 @@ def distill_command(
     with err_console.status(f"knowledge {knowledge} ..."):
         blocks = build_knowledge_blocks(knowledge, data, cache_dir=settings.home / "cache" / "title-embeddings",
                                         settings=settings)
+        graph_scores = build_graph_scores(knowledge, data, settings=settings)
     name = name or distilled_name(model, method, knowledge, dataset, seed, graph_teacher=bool(teacher_graph))
     kwargs = {"epochs": epochs} if epochs else {}
     with _progress() as bars:
         progress = _Bars(bars)
         progress({"event": "row", "model": name})
         result = distill_student(data=data, model=model, teacher=teacher_model, method=method, knowledge_blocks=blocks,
-                                 knowledge_spec=knowledge, seed=seed, progress=progress, **kwargs)
+                                 knowledge_spec=knowledge, graph_scores=graph_scores, seed=seed, progress=progress,
+                                 **kwargs)
     stored = f"kar({knowledge})" if "kar" in parts else knowledge
     meta = store.save(name, result.model, item_ids=data.item_ids, dataset=dataset, knowledge=stored,
                       train_config=result.config, metrics=result.metrics)
@@ -236,7 +238,8 @@ def train_command(
     dataset: str = typer.Option("amazon18_scientific", "--dataset"),
     model: str = typer.Option("sasrec", "--model", help="A registered student: sasrec, gru4rec."),
     knowledge: str = typer.Option("none", "--knowledge", help="none, text, text-whitened, graph:<embedding set>, "
-                                                              "joined by '+'."),
+                                                              "graph-score:<embedding set> (the set's own score "
+                                                              "joins the student's), joined by '+'."),
     seed: int = typer.Option(0, "--seed"),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Most epochs (early stopping may end sooner)."),
     lr: float = typer.Option(None, "--lr", min=0.0),
@@ -248,7 +251,7 @@ def train_command(
     """Train one student on the train file (early stopping on a train-only holdout) and save it."""
     from recommender.data import load_rec_data
     from recommender.evaluate import saved_name
-    from recommender.knowledge import build_knowledge
+    from recommender.knowledge import build_graph_scores, build_knowledge
     from recommender.models import get
     from recommender.store import RecommenderStore
     from recommender.train import train_student
@@ -261,12 +264,13 @@ def train_command(
     with err_console.status(f"knowledge {knowledge} ..."):
         matrix = build_knowledge(knowledge, data, cache_dir=settings.home / "cache" / "title-embeddings",
                                  settings=settings)
+        graph_scores = build_graph_scores(knowledge, data, settings=settings)
     kwargs = {k: v for k, v in {"epochs": epochs, "lr": lr, "max_minutes": max_minutes}.items() if v is not None}
     with _progress() as bars:
         progress = _Bars(bars)
         progress({"event": "row", "model": name})
-        result = train_student(data=data, model=model, knowledge=matrix, knowledge_spec=knowledge, seed=seed,
-                               progress=progress, **kwargs)
+        result = train_student(data=data, model=model, knowledge=matrix, knowledge_spec=knowledge,
+                               graph_scores=graph_scores, seed=seed, progress=progress, **kwargs)
     meta = RecommenderStore(settings).save(name, result.model, item_ids=data.item_ids, dataset=dataset,
                                            knowledge=knowledge, train_config=result.config, metrics=result.metrics)
     if json_out:

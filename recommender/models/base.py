@@ -18,6 +18,17 @@ of a fixed knowledge matrix (MiniLM title vectors, graph embeddings, or both con
 model (no bias, and ``W`` is drawn from a forked generator after every other parameter, so the same
 seed gives the same ID weights and the same dropout masks). The knowledge matrix is a buffer: saved with the weights, never trained.
 
+Graph score (optional, ``graph_scores``): a fixed ``[n_items, g]`` matrix of a graph embedding
+set's item vectors. The student's logit of item ``i`` then gains a second, non-parametric path::
+
+    s(i | h) = f(h) . item_i  +  w * cos(q(h), g_i) / 0.07
+
+where ``q(h)`` is the decayed mean of the history's graph vectors (:mod:`recommender.graph_score`,
+the scorer the set was trained with, and the graph half of the text + graph teacher) and ``w`` one
+learned scalar starting at 1.0. The network learns the residual over the graph's own ranking.
+Serving adds one ``g``-wide weighted sum and one ``[n_items, g]`` matrix-vector product. The
+vectors are a buffer, saved with the weights; ``graph_scores=None`` leaves the model unchanged.
+
 Hooks for distillation (later steps): :meth:`SequentialRecommender.hidden` (the sequence
 representation a teacher's hidden state is matched against), :meth:`item_embeddings` (the item
 table a teacher's semantic embeddings are aligned with) and :meth:`encode` (all positions).
@@ -31,6 +42,8 @@ import torch
 from torch import Tensor, nn
 
 from kg_builder.errors import InvalidInputError
+
+from ..graph_score import GRAPH_TEMPERATURE, decayed_prefix_queries, last_position
 
 Interaction = dict[str, Tensor]
 
@@ -50,12 +63,14 @@ class SequentialRecommender(nn.Module):
         hidden_size: item and sequence representation size ``d``.
         max_len: longest history the model reads (older items are cut off).
         knowledge: optional fixed matrix ``[n_items, k]`` (row = item index), float.
+        graph_scores: optional fixed matrix ``[n_items, g]`` of graph vectors for the graph-score
+            term (see the module docstring).
     """
 
     name = "base"
 
     def __init__(self, n_items: int, *, hidden_size: int = 64, max_len: int = 50,
-                 knowledge: Tensor | None = None):
+                 knowledge: Tensor | None = None, graph_scores: Tensor | None = None):
         super().__init__()
         if n_items < 1:
             raise InvalidInputError("n_items", f"must be >= 1, got {n_items}")
@@ -65,15 +80,17 @@ class SequentialRecommender(nn.Module):
         self.item_embedding = nn.Embedding(n_items + 1, hidden_size, padding_idx=0)
         self.knowledge_projection: nn.Linear | None = None
         if knowledge is not None:
-            knowledge = torch.as_tensor(knowledge, dtype=torch.float32)
-            if knowledge.ndim != 2 or knowledge.shape[0] != n_items:
-                raise InvalidInputError("knowledge", f"must be [n_items={n_items}, k], got {tuple(knowledge.shape)}")
-            if not torch.isfinite(knowledge).all():
-                raise InvalidInputError("knowledge", "holds NaN or infinite values")
-            padded = torch.cat([torch.zeros(1, knowledge.shape[1]), knowledge])
-            self.register_buffer("knowledge", padded)
+            knowledge = _item_matrix("knowledge", knowledge, n_items, "k")
+            self.register_buffer("knowledge", torch.cat([torch.zeros(1, knowledge.shape[1]), knowledge]))
         else:
             self.knowledge = None
+        self.graph_score_weight: nn.Parameter | None = None
+        if graph_scores is not None:
+            graph_scores = _item_matrix("graph_scores", graph_scores, n_items, "g")
+            self.register_buffer("graph_score_vectors", nn.functional.normalize(graph_scores, dim=-1))
+            self.graph_score_weight = nn.Parameter(torch.ones(()))  # a constant start: no RNG drawn
+        else:
+            self.graph_score_vectors = None
 
     def _add_knowledge_projection(self) -> None:
         """Called by subclasses at the end of ``__init__`` (after their own initialisation)."""
@@ -118,6 +135,21 @@ class SequentialRecommender(nn.Module):
         """``[B, d]`` sequence representation (distillation hook)."""
         return self.forward(interaction[ITEM_SEQ], interaction[ITEM_SEQ_LEN])
 
+    # --- the graph-score term -----------------------------------------------------------------
+    def graph_score_logits(self, item_seq: Tensor, mask: Tensor) -> Tensor | None:
+        """``[N, n_items]``: the weighted graph score at the ``mask``ed positions (None without it)."""
+        if self.graph_score_vectors is None:
+            return None
+        queries = decayed_prefix_queries(item_seq, self.graph_score_vectors)[mask]
+        return self.graph_score_weight * (queries @ self.graph_score_vectors.T) / GRAPH_TEMPERATURE
+
+    def last_graph_score_logits(self, item_seq: Tensor, item_seq_len: Tensor) -> Tensor | None:
+        """``[B, n_items]``: the weighted graph score after each sequence's last item (None without it)."""
+        if self.graph_score_vectors is None:
+            return None
+        queries = last_position(decayed_prefix_queries(item_seq, self.graph_score_vectors), item_seq_len)
+        return self.graph_score_weight * (queries @ self.graph_score_vectors.T) / GRAPH_TEMPERATURE
+
     # --- RecBole's contract ------------------------------------------------------------------
     def calculate_loss(self, interaction: Interaction) -> Tensor:
         """Cross-entropy over all items (RecBole SASRec's default ``loss_type='CE'``)."""
@@ -128,19 +160,25 @@ class SequentialRecommender(nn.Module):
             output = self.encode(item_seq, item_seq_len)
             mask = targets > 0
             logits = output[mask] @ table.T
+            graph = self.graph_score_logits(item_seq, mask)
+            if graph is not None:
+                logits = logits + graph
             return nn.functional.cross_entropy(logits, targets[mask] - 1)
-        logits = self.forward(item_seq, item_seq_len) @ table.T
-        return nn.functional.cross_entropy(logits, interaction[POS_ITEM_ID] - 1)
+        return nn.functional.cross_entropy(self.full_sort_predict(interaction), interaction[POS_ITEM_ID] - 1)
 
     def predict(self, interaction: Interaction) -> Tensor:
         """``[B]``: the score of ``item_id`` for each row."""
+        if self.graph_score_vectors is not None:
+            return self.full_sort_predict(interaction).gather(1, (interaction[POS_ITEM_ID] - 1).view(-1, 1)).squeeze(1)
         seq_output = self.hidden(interaction)
         items = self.item_table()[interaction[POS_ITEM_ID]]
         return (seq_output * items).sum(-1)
 
     def full_sort_predict(self, interaction: Interaction) -> Tensor:
         """``[B, n_items]``: scores of every real item (column = item index; padding left out)."""
-        return self.hidden(interaction) @ self.item_embeddings().T
+        scores = self.hidden(interaction) @ self.item_embeddings().T
+        graph = self.last_graph_score_logits(interaction[ITEM_SEQ], interaction[ITEM_SEQ_LEN])
+        return scores if graph is None else scores + graph
 
     # --- saving -------------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -150,6 +188,20 @@ class SequentialRecommender(nn.Module):
     @property
     def knowledge_dim(self) -> int | None:
         return None if self.knowledge is None else int(self.knowledge.shape[1])
+
+    @property
+    def graph_score_dim(self) -> int | None:
+        return None if self.graph_score_vectors is None else int(self.graph_score_vectors.shape[1])
+
+
+def _item_matrix(field: str, value: Tensor, n_items: int, width: str) -> Tensor:
+    """``value`` as a float ``[n_items, width]`` matrix of finite numbers, else an error naming ``field``."""
+    matrix = torch.as_tensor(value, dtype=torch.float32)
+    if matrix.ndim != 2 or matrix.shape[0] != n_items:
+        raise InvalidInputError(field, f"must be [n_items={n_items}, {width}], got {tuple(matrix.shape)}")
+    if not torch.isfinite(matrix).all():
+        raise InvalidInputError(field, "holds NaN or infinite values")
+    return matrix
 
 
 def init_recbole_weights(module: nn.Module, std: float = 0.02) -> None:

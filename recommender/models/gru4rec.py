@@ -21,8 +21,9 @@ class GRU4Rec(SequentialRecommender):
     name = "gru4rec"
 
     def __init__(self, n_items: int, *, hidden_size: int = 64, max_len: int = 50, gru_size: int = 128,
-                 num_layers: int = 1, dropout: float = 0.3, knowledge: Tensor | None = None):
-        super().__init__(n_items, hidden_size=hidden_size, max_len=max_len, knowledge=knowledge)
+                 num_layers: int = 1, dropout: float = 0.3, knowledge: Tensor | None = None, graph_scores: Tensor | None = None):
+        super().__init__(n_items, hidden_size=hidden_size, max_len=max_len, knowledge=knowledge,
+                         graph_scores=graph_scores)
         self.gru_size, self.num_layers, self.dropout_prob = gru_size, num_layers, dropout
         self.emb_dropout = nn.Dropout(dropout)
         self.gru = nn.GRU(hidden_size, gru_size, num_layers=num_layers, bias=False, batch_first=True)

@@ -25,8 +25,9 @@ class SASRec(SequentialRecommender):
 
     def __init__(self, n_items: int, *, hidden_size: int = 64, max_len: int = 50, n_layers: int = 2,
                  n_heads: int = 2, inner_size: int = 256, hidden_dropout: float = 0.5, attn_dropout: float = 0.5,
-                 layer_norm_eps: float = 1e-12, knowledge: Tensor | None = None):
-        super().__init__(n_items, hidden_size=hidden_size, max_len=max_len, knowledge=knowledge)
+                 layer_norm_eps: float = 1e-12, knowledge: Tensor | None = None, graph_scores: Tensor | None = None):
+        super().__init__(n_items, hidden_size=hidden_size, max_len=max_len, knowledge=knowledge,
+                         graph_scores=graph_scores)
         self.n_layers, self.n_heads, self.inner_size = n_layers, n_heads, inner_size
         self.hidden_dropout, self.attn_dropout, self.layer_norm_eps = hidden_dropout, attn_dropout, layer_norm_eps
         self.position_embedding = nn.Embedding(max_len, hidden_size)

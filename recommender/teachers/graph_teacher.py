@@ -35,23 +35,10 @@ from torch import Tensor, nn
 from gnn.objectives import DECAY, WINDOW
 from kg_builder.errors import InvalidInputError
 
+from ..graph_score import GRAPH_TEMPERATURE, decayed_prefix_queries, last_position
 from ..models.base import ITEM_SEQ, ITEM_SEQ_LEN, POS_ITEM_ID
 
-GRAPH_TEMPERATURE = 0.07
 GRAPH_WEIGHT = 1.0
-
-
-def decayed_prefix_queries(item_seq: Tensor, table: Tensor, *, window: int = WINDOW, decay: float = DECAY) -> Tensor:
-    """``[B, L, g]``: at every position ``t`` the L2-normalised ``decay ** (t - j)``-weighted sum of the
-    vectors of items ``j`` in ``(t - window, t]`` (``item_seq`` is right-padded, index + 1, 0 = pad;
-    ``table`` is ``[n_items, g]``)."""
-    length = item_seq.shape[1]
-    steps = torch.arange(length)
-    distance = steps.unsqueeze(1) - steps.unsqueeze(0)  # [t, j]
-    weights = torch.where((distance >= 0) & (distance < window),
-                          decay ** distance.clamp(min=0).to(table.dtype), torch.zeros((), dtype=table.dtype))
-    padded = torch.cat([torch.zeros(1, table.shape[1], dtype=table.dtype), table])
-    return nn.functional.normalize(torch.einsum("tj,bjd->btd", weights, padded[item_seq]), dim=-1)
 
 
 class GraphFusedTeacher(nn.Module):
@@ -109,9 +96,8 @@ class GraphFusedTeacher(nn.Module):
     def full_sort_predict(self, interaction: dict[str, Tensor]) -> Tensor:
         text = self.text_teacher.full_sort_predict(interaction)
         item_seq, item_seq_len = interaction[ITEM_SEQ], interaction[ITEM_SEQ_LEN]
-        queries = decayed_prefix_queries(item_seq, self.graph_vectors)
-        last = (item_seq_len - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, queries.shape[-1])
-        return text + self.graph_weight * self.graph_logits(queries.gather(1, last).squeeze(1))
+        queries = last_position(decayed_prefix_queries(item_seq, self.graph_vectors), item_seq_len)
+        return text + self.graph_weight * self.graph_logits(queries)
 
     def predict(self, interaction: dict[str, Tensor]) -> Tensor:
         scores = self.full_sort_predict(interaction)

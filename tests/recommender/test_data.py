@@ -91,12 +91,13 @@ def test_cli_trains_evaluates_saves_and_recommends(tmp_path, monkeypatch):
     result = json.loads(out.stdout[out.stdout.index("{"):])
     assert result["protocol"]["split"] == "test" and "full ranking" in result["protocol"]["ranking"]
     rows = {r["row"]: r for r in result["rows"]}
-    graph_rows = {f"{m} + text+graph:gnn-amazon18_scientific knowledge" for m in ("sasrec", "gru4rec")}
+    graph_specs = ("text+graph:gnn-amazon18_scientific",
+                   "text+graph:gnn-amazon18_scientific+graph-score:gnn-amazon18_scientific")
+    graph_rows = {f"{m} + {spec} knowledge" for m in ("sasrec", "gru4rec") for spec in graph_specs}
     assert set(rows) == {"popularity", "sasrec (ID only)", "sasrec + text knowledge", "gru4rec (ID only)",
                          "gru4rec + text knowledge", *graph_rows}
     # --train made the graph rows' embedding set first (as `kgforge embed finetune` does), then used it
-    assert all("status" not in rows[r] and rows[r]["knowledge"] == "text+graph:gnn-amazon18_scientific"
-               for r in graph_rows)
+    assert all("status" not in rows[r] and f"+ {rows[r]['knowledge']} knowledge" in r for r in graph_rows)
     assert all(0.0 <= r["ndcg@10"] <= r["hr@10"] <= r["hr@20"] <= 1.0 for r in rows.values())
     # without --train the saved models are read back: same numbers; with the embedding set deleted,
     # the graph rows say so and name the command that makes it
@@ -107,7 +108,7 @@ def test_cli_trains_evaluates_saves_and_recommends(tmp_path, monkeypatch):
     again_rows = json.loads(again.stdout[again.stdout.index("{"):])["rows"]
     assert again_rows[1]["ndcg@10"] == rows["sasrec (ID only)"]["ndcg@10"]
     missing_graph = [r for r in again_rows if r["row"] in graph_rows]
-    assert len(missing_graph) == 2 and all(r["status"] == "not run" and "kgforge embed finetune" in r["note"]
+    assert len(missing_graph) == 4 and all(r["status"] == "not run" and "kgforge embed finetune" in r["note"]
                                            for r in missing_graph)
     rec = runner.invoke(app, ["rec", "recommend", "--model", "sasrec-none-amazon18_scientific-s0", "--history",
                               "5,6,7", "-k", "4", "--json"])

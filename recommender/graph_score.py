@@ -1,0 +1,44 @@
+"""The graph embedding set's own next-item score: the decayed-history cosine (shared by teacher and students).
+
+An item embedding set trained by :mod:`gnn` (``gnn-<dataset>``) is evaluated, and trained, with one
+scorer (:mod:`gnn.objectives`): the query after a history is the L2-normalised ``decay ** age``
+weighted sum (0.7 per step) of the last 10 items' normalised vectors, and an item's score is its
+cosine with the query. On the logit scale the text + graph teacher uses (cosine / 0.07) that score
+is the teacher's graph half (:class:`recommender.teachers.graph_teacher.GraphFusedTeacher`) and the
+students' optional graph-score term (:class:`recommender.models.base.SequentialRecommender`,
+knowledge part ``graph-score:<set>``).
+
+Shapes: ``item_seq [B, L]`` (item index + 1, right-padded with 0), ``table [n_items, g]``
+-> queries ``[B, L, g]`` -> logits ``[B, L, n_items]`` (or only the selected positions).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from gnn.objectives import DECAY, WINDOW
+
+GRAPH_TEMPERATURE = 0.07
+
+
+def decayed_prefix_queries(item_seq: Tensor, table: Tensor, *, window: int = WINDOW, decay: float = DECAY) -> Tensor:
+    """``[B, L, g]``: at every position ``t`` the L2-normalised ``decay ** (t - j)``-weighted sum of the
+    vectors of items ``j`` in ``(t - window, t]`` (``item_seq`` is right-padded, index + 1, 0 = pad;
+    ``table`` is ``[n_items, g]``)."""
+    length = item_seq.shape[1]
+    steps = torch.arange(length)
+    distance = steps.unsqueeze(1) - steps.unsqueeze(0)  # [t, j]
+    weights = torch.where((distance >= 0) & (distance < window),
+                          decay ** distance.clamp(min=0).to(table.dtype), torch.zeros((), dtype=table.dtype))
+    padded = torch.cat([torch.zeros(1, table.shape[1], dtype=table.dtype), table])
+    return nn.functional.normalize(torch.einsum("tj,bjd->btd", weights, padded[item_seq]), dim=-1)
+
+
+def last_position(values: Tensor, item_seq_len: Tensor) -> Tensor:
+    """``[B, L, D], [B] -> [B, D]``: the row after each sequence's last real item."""
+    index = (item_seq_len - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, values.shape[-1])
+    return values.gather(1, index).squeeze(1)
+
+
+__all__ = ["GRAPH_TEMPERATURE", "decayed_prefix_queries", "last_position"]
