@@ -20,6 +20,9 @@ from torch import Tensor, nn
 from gnn.objectives import DECAY, WINDOW
 
 GRAPH_TEMPERATURE = 0.07
+#: Weight of the graph score in a trained student's logits: 1.0, the text + graph teacher's weight
+#: (both set before any measurement, not tuned).
+GRAPH_SCORE_WEIGHT = 1.0
 
 
 def decayed_prefix_queries(item_seq: Tensor, table: Tensor, *, window: int = WINDOW, decay: float = DECAY) -> Tensor:
@@ -41,4 +44,4 @@ def last_position(values: Tensor, item_seq_len: Tensor) -> Tensor:
     return values.gather(1, index).squeeze(1)
 
 
-__all__ = ["GRAPH_TEMPERATURE", "decayed_prefix_queries", "last_position"]
+__all__ = ["GRAPH_SCORE_WEIGHT", "GRAPH_TEMPERATURE", "decayed_prefix_queries", "last_position"]

@@ -23,6 +23,9 @@ Choices (RecBole SASRec/GRU4Rec defaults where RecBole has one):
   own learned parts (projections), trained by the same Adam and not saved with the student;
   ``prepare(model)`` (optional) changes the student once it is built and before the optimiser is
   (REKI/KAR puts its expert adapter in place of the knowledge projection there).
+* A student with the graph-score term (``graph_scores``; :mod:`recommender.models.base`) trains
+  with that term's weight at 0, early stopping included, and gets weight 1.0 after training (late
+  fusion; trained jointly it scored below the graph set alone, see the README).
 * Time (seconds) and peak memory (``resource.getrusage`` max RSS, MiB) go into ``metrics``.
 
 Example::
@@ -58,6 +61,7 @@ from .data import (
     pad_batch,
     training_windows,
 )
+from .graph_score import GRAPH_SCORE_WEIGHT
 from .metrics import model_metrics
 from .models import get
 from .models.base import SequentialRecommender, to_tensors
@@ -138,6 +142,8 @@ def _train(*, data, model_name, knowledge, knowledge_spec, model_kwargs, graph_s
                   knowledge=None if knowledge is None else torch.as_tensor(knowledge, dtype=torch.float32),
                   graph_scores=None if graph_scores is None else torch.as_tensor(graph_scores, dtype=torch.float32),
                   **model_kwargs)
+    if student.graph_score_vectors is not None:  # late fusion: the network trains without the graph score
+        student.graph_score_weight.zero_()
     if prepare is not None:
         prepare(student)
     split = holdout_split(data.train, fraction=holdout_fraction, seed=seed)
@@ -199,9 +205,13 @@ def _train(*, data, model_name, knowledge, knowledge_spec, model_kwargs, graph_s
             break
     if best_state is not None:
         student.load_state_dict(best_state)
+    if student.graph_score_vectors is not None:
+        student.graph_score_weight.fill_(GRAPH_SCORE_WEIGHT)
     student.eval()
     config = {"model": model_name, "knowledge": knowledge_spec, "knowledge_dim": student.knowledge_dim,
               "graph_score_dim": student.graph_score_dim,
+              "graph_score": None if graph_scores is None else
+              f"late fusion: trained without it, added at weight {GRAPH_SCORE_WEIGHT} after training",
               "model_config": student.config(), "seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
               "weight_decay": weight_decay, "patience": patience, "holdout_fraction": holdout_fraction,
               "max_minutes": max_minutes, "threads": threads, "loss": "CE over all items, every position",

@@ -24,8 +24,12 @@ set's item vectors. The student's logit of item ``i`` then gains a second, non-p
     s(i | h) = f(h) . item_i  +  w * cos(q(h), g_i) / 0.07
 
 where ``q(h)`` is the decayed mean of the history's graph vectors (:mod:`recommender.graph_score`,
-the scorer the set was trained with, and the graph half of the text + graph teacher) and ``w`` one
-learned scalar starting at 1.0. The network learns the residual over the graph's own ranking.
+the scorer the set was trained with, and the graph half of the text + graph teacher) and ``w`` a
+fixed weight (a buffer, 1.0 in a trained student). :func:`recommender.train.train_student` trains
+the network with ``w = 0`` and sets ``w = 1.0`` after training: late fusion. Trained jointly
+(the network learning the residual over the graph's score, ``w`` learned or fixed), the students
+scored *below* the graph set alone on valid, because the set was fitted to the same training
+sequences, so on them its score is better than it is on new ones (README, "graph-score term").
 Serving adds one ``g``-wide weighted sum and one ``[n_items, g]`` matrix-vector product. The
 vectors are a buffer, saved with the weights; ``graph_scores=None`` leaves the model unchanged.
 
@@ -43,7 +47,7 @@ from torch import Tensor, nn
 
 from kg_builder.errors import InvalidInputError
 
-from ..graph_score import GRAPH_TEMPERATURE, decayed_prefix_queries, last_position
+from ..graph_score import GRAPH_SCORE_WEIGHT, GRAPH_TEMPERATURE, decayed_prefix_queries, last_position
 
 Interaction = dict[str, Tensor]
 
@@ -84,13 +88,12 @@ class SequentialRecommender(nn.Module):
             self.register_buffer("knowledge", torch.cat([torch.zeros(1, knowledge.shape[1]), knowledge]))
         else:
             self.knowledge = None
-        self.graph_score_weight: nn.Parameter | None = None
         if graph_scores is not None:
             graph_scores = _item_matrix("graph_scores", graph_scores, n_items, "g")
             self.register_buffer("graph_score_vectors", nn.functional.normalize(graph_scores, dim=-1))
-            self.graph_score_weight = nn.Parameter(torch.ones(()))  # a constant start: no RNG drawn
+            self.register_buffer("graph_score_weight", torch.tensor(GRAPH_SCORE_WEIGHT))  # no RNG drawn
         else:
-            self.graph_score_vectors = None
+            self.graph_score_vectors = self.graph_score_weight = None
 
     def _add_knowledge_projection(self) -> None:
         """Called by subclasses at the end of ``__init__`` (after their own initialisation)."""
@@ -137,15 +140,17 @@ class SequentialRecommender(nn.Module):
 
     # --- the graph-score term -----------------------------------------------------------------
     def graph_score_logits(self, item_seq: Tensor, mask: Tensor) -> Tensor | None:
-        """``[N, n_items]``: the weighted graph score at the ``mask``ed positions (None without it)."""
-        if self.graph_score_vectors is None:
+        """``[N, n_items]``: the weighted graph score at the ``mask``ed positions (None without it, or
+        while its weight is 0, as during training)."""
+        if self.graph_score_vectors is None or not float(self.graph_score_weight):
             return None
         queries = decayed_prefix_queries(item_seq, self.graph_score_vectors)[mask]
         return self.graph_score_weight * (queries @ self.graph_score_vectors.T) / GRAPH_TEMPERATURE
 
     def last_graph_score_logits(self, item_seq: Tensor, item_seq_len: Tensor) -> Tensor | None:
-        """``[B, n_items]``: the weighted graph score after each sequence's last item (None without it)."""
-        if self.graph_score_vectors is None:
+        """``[B, n_items]``: the weighted graph score after each sequence's last item (None without it,
+        or while its weight is 0)."""
+        if self.graph_score_vectors is None or not float(self.graph_score_weight):
             return None
         queries = last_position(decayed_prefix_queries(item_seq, self.graph_score_vectors), item_seq_len)
         return self.graph_score_weight * (queries @ self.graph_score_vectors.T) / GRAPH_TEMPERATURE
@@ -168,7 +173,7 @@ class SequentialRecommender(nn.Module):
 
     def predict(self, interaction: Interaction) -> Tensor:
         """``[B]``: the score of ``item_id`` for each row."""
-        if self.graph_score_vectors is not None:
+        if self.graph_score_vectors is not None and float(self.graph_score_weight):
             return self.full_sort_predict(interaction).gather(1, (interaction[POS_ITEM_ID] - 1).view(-1, 1)).squeeze(1)
         seq_output = self.hidden(interaction)
         items = self.item_table()[interaction[POS_ITEM_ID]]

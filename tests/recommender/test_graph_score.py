@@ -42,8 +42,7 @@ def test_every_scoring_path_adds_the_weighted_graph_score(cyclic, name):
     with torch.no_grad():
         model.graph_score_weight.fill_(0.5)
     # the graph term takes no random draw: the same seed gives the same network
-    assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), [p for n, p in model.named_parameters()
-                                                                       if n != "graph_score_weight"]))
+    assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), model.parameters()))
     batch = to_tensors(history_batch([[1, 2, 3], [7], list(range(1, 15))], 10))
     batch["item_id"] = torch.tensor([5, 9, 2])
     seq, lengths = batch["item_id_list"], batch["item_length"]
@@ -77,13 +76,21 @@ def test_with_a_silent_network_it_ranks_as_the_sets_own_scorer(cyclic):
     assert 0.0 < ours["hr@10"] < 1.0
 
 
-def test_the_weight_is_learned_and_the_model_saves_and_serves_identically(tmp_path, cyclic):
+def test_the_network_trains_without_the_term_which_is_added_after_and_saved_and_served(tmp_path, cyclic):
+    """Late fusion: the network trained with graph scores is exactly the plain student trained alike
+    (the term's weight is 0 during training, early stopping included); the result carries weight 1.0."""
     data, _ = cyclic
     graph = _graph(data.n_items)
-    result = train_student(data=data, model="sasrec", knowledge=None, knowledge_spec="graph-score:g",
-                           graph_scores=graph, seed=0, epochs=2, holdout_fraction=0.1, max_len=10)
-    assert result.config["graph_score_dim"] == 8
-    assert float(result.model.graph_score_weight.detach()) != 1.0  # trained with the network
+    kwargs = dict(data=data, model="sasrec", knowledge=None, seed=0, epochs=2, holdout_fraction=0.1, max_len=10)
+    result = train_student(knowledge_spec="graph-score:g", graph_scores=graph, **kwargs)
+    plain = train_student(knowledge_spec="none", **kwargs)
+    assert result.config["graph_score_dim"] == 8 and "late fusion" in result.config["graph_score"]
+    assert float(result.model.graph_score_weight) == 1.0
+    assert all(torch.equal(a, b) for a, b in zip(result.model.parameters(), plain.model.parameters()))
+    assert [h["holdout_ndcg@10"] for h in result.history] == [h["holdout_ndcg@10"] for h in plain.history]
+    with torch.no_grad():
+        probe = to_tensors(history_batch([[1, 2, 3]], 10))
+        assert not torch.allclose(result.model.full_sort_predict(probe), plain.model.full_sort_predict(probe))
     store = RecommenderStore(root=tmp_path)
     store.save("gs", result.model, item_ids=data.item_ids, dataset="synthetic", knowledge="graph-score:g")
     loaded = store.load("gs")
@@ -99,17 +106,25 @@ def test_the_weight_is_learned_and_the_model_saves_and_serves_identically(tmp_pa
                                                                                    float("-inf")), 5).indices]
 
 
-def test_ranking_distillation_trains_the_student_with_its_graph_score(cyclic, oracle):  # noqa: F811
+def test_ranking_distillation_reads_the_students_graph_score_when_it_is_on(cyclic, oracle):  # noqa: F811
     data, _ = cyclic
     torch.manual_seed(0)
     student = get("sasrec")(data.n_items, hidden_size=16, max_len=10,
                             graph_scores=torch.from_numpy(_graph(data.n_items)))
-    distiller = Distiller(oracle, student_dim=16, method="dllm2rec+slmrec")
+    torch.manual_seed(0)
+    plain = get("sasrec")(data.n_items, hidden_size=16, max_len=10)
     batch = to_tensors(pad_batch(training_windows(data.train, 10)[:32], 10))
-    loss = distiller(student, batch, None)
-    assert torch.isfinite(loss)
-    loss.backward()
-    assert student.graph_score_weight.grad is not None and student.graph_score_weight.grad != 0
+    losses = {}
+    for weight in (0.0, 1.0):
+        student.graph_score_weight.fill_(weight)
+        torch.manual_seed(1)
+        distiller = Distiller(oracle, student_dim=16, method="dllm2rec")
+        losses[weight] = distiller(student, batch, None)
+        assert torch.isfinite(losses[weight])
+    torch.manual_seed(1)
+    reference = Distiller(oracle, student_dim=16, method="dllm2rec")(plain, batch, None)
+    assert torch.equal(losses[0.0], reference)  # off (as in training): exactly the plain student's terms
+    assert not torch.allclose(losses[1.0], reference)
 
 
 def test_specs_and_bad_inputs_name_the_field(tmp_path, cyclic):
