@@ -122,6 +122,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from kg_builder.errors import InvalidInputError
 
@@ -214,6 +215,7 @@ def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid"
     if unknown:
         raise InvalidInputError("sections", f"unknown section(s) {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     matrices: dict[str, Any] = {}
+    trained_here: set[str] = set()  # store names trained and saved by this call
     specs, not_run = list(knowledge), []
     graph_spec = f"{DISTILL_KNOWLEDGE}+graph:{GRAPH_SET.format(dataset=dataset)}"
     graph_score_spec = f"{graph_spec}+graph-score:{GRAPH_SET.format(dataset=dataset)}"
@@ -233,7 +235,13 @@ def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid"
             runs, timings = [], []
             for seed in seeds:
                 name = saved_name(model_name, spec, dataset, seed)
-                if train or (train_missing and not store.versions(name)):
+                base_name = saved_name(model_name, without_graph_score(spec), dataset, seed)
+                fused = None
+                if _fusable(store, name, base_name, train=train, train_missing=train_missing, trained_here=trained_here):
+                    fused = fuse_saved(store, base_name, name, spec, data, dataset, settings=settings)
+                if fused is not None:
+                    student, train_metrics = fused
+                elif train or (train_missing and not store.versions(name)):
                     if spec not in matrices:
                         matrices[spec] = (build_knowledge(spec, data, cache_dir=cache_dir, settings=settings),
                                           build_graph_scores(spec, data, settings=settings))
@@ -245,6 +253,7 @@ def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid"
                                            progress=progress, **dict(train_kwargs or {}))
                     meta = store.save(name, result.model, item_ids=data.item_ids, dataset=dataset, knowledge=spec,
                                       train_config=result.config, metrics=result.metrics)
+                    trained_here.add(name)
                     student, train_metrics = result.model, {**result.metrics, "saved": f"{name} v{meta.version}"}
                 else:
                     saved = store.load(name)
@@ -273,6 +282,41 @@ def evaluate_table(*, dataset: str = "amazon18_scientific", split: str = "valid"
                               "users), never on valid",
                 "train_kwargs": dict(train_kwargs or {}), "seconds": round(time.monotonic() - started, 1)}
     return {"protocol": protocol, "rows": rows}
+
+
+def without_graph_score(spec: str) -> str:
+    """``spec`` without its ``graph-score:<set>`` part (``none`` when nothing is left)."""
+    return "+".join(p for p in spec.split("+") if not p.startswith("graph-score:")) or "none"
+
+
+def _fusable(store, name: str, base_name: str, *, train: bool, train_missing: bool, trained_here: set[str]) -> bool:
+    """Whether ``name`` is to be made now and can be made from ``base_name`` (its network without the
+    graph-score part): with ``train``, only a base trained by this same call; otherwise any saved one."""
+    if base_name == name or not (train or (train_missing and not store.versions(name))):
+        return False
+    return base_name in trained_here or (not train and bool(store.versions(base_name)))
+
+
+def fuse_saved(store, base_name: str, name: str, spec: str, data, dataset: str, *, settings=None,
+               stored_spec: str | None = None):
+    """The saved student ``base_name`` (the same student, seed and data without the graph-score part)
+    plus the graph-score term of ``spec``, saved as ``name``: exactly what training ``name`` would give
+    (the term is late fusion, :func:`recommender.models.base.with_graph_score`), without training
+    it twice. Returns ``(model, metrics)``."""
+    from .knowledge import build_graph_scores
+    from .models.base import with_graph_score
+
+    base = store.load(base_name)
+    if base.item_ids != data.item_ids:
+        raise InvalidInputError("dataset", f"saved model {base_name} was trained on other items than {dataset}")
+    model = with_graph_score(base.model, torch.from_numpy(build_graph_scores(spec, data, settings=settings)))
+    network = f"{base_name} v{base.meta.version}"
+    config = {**base.meta.train_config, "knowledge": spec, "graph_score_dim": model.graph_score_dim,
+              "graph_score": "late fusion: the network of " + network + ", added at weight "
+                             f"{float(model.graph_score_weight)}", "network_from": network}
+    meta = store.save(name, model, item_ids=data.item_ids, dataset=dataset, knowledge=stored_spec or spec,
+                      train_config=config, metrics=base.meta.metrics)
+    return model, {**base.meta.metrics, "saved": f"{name} v{meta.version}", "network_from": network}
 
 
 def _graph_set_saved(settings, dataset: str) -> bool:
@@ -335,6 +379,7 @@ def distillation_rows(*, data, sequences, dataset: str, seeds: Sequence[int], st
     from .teachers.seed_users import evaluate_seed_users
 
     rows: list[dict[str, Any]] = []
+    trained_here: set[str] = set()  # store names trained and saved by this call
     teacher, teacher_metrics, teacher_name = load_or_train_teacher(
         data=data, dataset=dataset, store=store, train=train, train_missing=train_missing,
         teacher_kwargs=teacher_kwargs, progress=progress)
@@ -386,7 +431,17 @@ def distillation_rows(*, data, sequences, dataset: str, seeds: Sequence[int], st
             try:
                 for seed in seeds:
                     name = distilled_name(model_name, plan, full_spec, dataset, seed, graph_teacher=kind == "text+graph")
-                    if train or (train_missing and not store.versions(name)):
+                    base_name = distilled_name(model_name, plan, without_graph_score(full_spec), dataset, seed,
+                                               graph_teacher=kind == "text+graph")
+                    stored_spec = f"kar({full_spec})" if "kar" in parts else full_spec
+                    fused = None
+                    if _fusable(store, name, base_name, train=train, train_missing=train_missing,
+                                trained_here=trained_here):
+                        fused = fuse_saved(store, base_name, name, full_spec, data, dataset, settings=settings,
+                                           stored_spec=stored_spec)
+                    if fused is not None:
+                        student, metrics = fused
+                    elif train or (train_missing and not store.versions(name)):
                         blocks = build_knowledge_blocks(full_spec, data, cache_dir=cache_dir, settings=settings)
                         if progress:
                             progress({"event": "row", "model": name})
@@ -394,10 +449,10 @@ def distillation_rows(*, data, sequences, dataset: str, seeds: Sequence[int], st
                                                  knowledge_blocks=blocks, knowledge_spec=full_spec, seed=seed,
                                                  graph_scores=build_graph_scores(full_spec, data, settings=settings),
                                                  progress=progress, **dict(train_kwargs or {}))
-                        stored_spec = f"kar({full_spec})" if "kar" in parts else full_spec
                         meta = store.save(name, result.model, item_ids=data.item_ids, dataset=dataset,
                                           knowledge=stored_spec, train_config=result.config,
                                           metrics=result.metrics)
+                        trained_here.add(name)
                         student, metrics = result.model, {**result.metrics, "saved": f"{name} v{meta.version}"}
                     else:
                         saved = store.load(name)

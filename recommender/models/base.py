@@ -199,6 +199,26 @@ class SequentialRecommender(nn.Module):
         return None if self.graph_score_vectors is None else int(self.graph_score_vectors.shape[1])
 
 
+def with_graph_score(model: SequentialRecommender, graph_scores: Tensor) -> SequentialRecommender:
+    """The trained ``model`` (without the graph-score term) plus that term at weight 1.0, in eval mode.
+
+    Training is late fusion (:func:`recommender.train.train_student` trains the network with the
+    term's weight at 0), so this is exactly what training the same student with ``graph_scores``
+    again would return, without the training (tested)."""
+    from . import get
+
+    if model.graph_score_vectors is not None:
+        raise InvalidInputError("model", f"{model.name} already has a graph-score term")
+    knowledge = None if model.knowledge is None else model.knowledge[1:].clone()
+    fused = get(model.name)(**model.config(), knowledge=knowledge, graph_scores=graph_scores)
+    missing, unexpected = fused.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or set(missing) != {"graph_score_vectors", "graph_score_weight"}:
+        raise RuntimeError(f"graph-score fusion: unexpected state keys {unexpected} / missing {missing}")
+    if fused.knowledge_projection is not None and model.knowledge_projection is None:
+        raise RuntimeError("graph-score fusion: the student's knowledge projection did not carry over")
+    return fused.eval()
+
+
 def _item_matrix(field: str, value: Tensor, n_items: int, width: str) -> Tensor:
     """``value`` as a float ``[n_items, width]`` matrix of finite numbers, else an error naming ``field``."""
     matrix = torch.as_tensor(value, dtype=torch.float32)

@@ -98,6 +98,10 @@ def test_cli_trains_evaluates_saves_and_recommends(tmp_path, monkeypatch):
                          "gru4rec + text knowledge", *graph_rows}
     # --train made the graph rows' embedding set first (as `kgforge embed finetune` does), then used it
     assert all("status" not in rows[r] and f"+ {rows[r]['knowledge']} knowledge" in r for r in graph_rows)
+    # the graph-score rows reuse the network of the row without it (late fusion), trained once
+    for m in ("sasrec", "gru4rec"):
+        fused = rows[f"{m} + {graph_specs[1]} knowledge"]
+        assert fused["train_metrics"][0]["network_from"] == f"{m}-text_graph_gnn-amazon18_scientific-amazon18_scientific-s0 v1"
     assert all(0.0 <= r["ndcg@10"] <= r["hr@10"] <= r["hr@20"] <= 1.0 for r in rows.values())
     # without --train the saved models are read back: same numbers; with the embedding set deleted,
     # the graph rows say so and name the command that makes it

@@ -17,7 +17,7 @@ from recommender.graph_score import GRAPH_TEMPERATURE, decayed_prefix_queries
 from recommender.knowledge import build_graph_scores, build_knowledge, build_knowledge_blocks, parse_spec
 from recommender.metrics import model_metrics
 from recommender.models import get
-from recommender.models.base import to_tensors
+from recommender.models.base import to_tensors, with_graph_score
 from recommender.serving import ServedModel
 from recommender.store import RecommenderStore
 from recommender.train import train_student
@@ -91,6 +91,11 @@ def test_the_network_trains_without_the_term_which_is_added_after_and_saved_and_
     with torch.no_grad():
         probe = to_tensors(history_batch([[1, 2, 3]], 10))
         assert not torch.allclose(result.model.full_sort_predict(probe), plain.model.full_sort_predict(probe))
+        # so the plain student plus the term is that student, without training again
+        fused = with_graph_score(plain.model, torch.from_numpy(graph))
+        assert torch.equal(fused.full_sort_predict(probe), result.model.full_sort_predict(probe))
+    with pytest.raises(InvalidInputError, match="already has"):
+        with_graph_score(fused, torch.from_numpy(graph))
     store = RecommenderStore(root=tmp_path)
     store.save("gs", result.model, item_ids=data.item_ids, dataset="synthetic", knowledge="graph-score:g")
     loaded = store.load("gs")
