@@ -38,10 +38,15 @@ def decayed_prefix_queries(item_seq: Tensor, table: Tensor, *, window: int = WIN
     return nn.functional.normalize(torch.einsum("tj,bjd->btd", weights, padded[item_seq]), dim=-1)
 
 
-def last_position(values: Tensor, item_seq_len: Tensor) -> Tensor:
-    """``[B, L, D], [B] -> [B, D]``: the row after each sequence's last real item."""
-    index = (item_seq_len - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, values.shape[-1])
-    return values.gather(1, index).squeeze(1)
+def decayed_last_queries(item_seq: Tensor, item_seq_len: Tensor, table: Tensor, *, window: int = WINDOW,
+                         decay: float = DECAY) -> Tensor:
+    """``[B, g]``: the query of :func:`decayed_prefix_queries` after each sequence's last real item
+    only (what scoring and serving need: no ``[L, L]`` work)."""
+    age = (item_seq_len.view(-1, 1) - 1) - torch.arange(item_seq.shape[1]).view(1, -1)  # [B, L]
+    weights = torch.where((age >= 0) & (age < window), decay ** age.clamp(min=0).to(table.dtype),
+                          torch.zeros((), dtype=table.dtype))
+    rows = table[(item_seq - 1).clamp(min=0)]  # padding (age < 0) has weight 0: no padded copy of the table
+    return nn.functional.normalize(torch.einsum("bj,bjd->bd", weights, rows), dim=-1)
 
 
-__all__ = ["GRAPH_SCORE_WEIGHT", "GRAPH_TEMPERATURE", "decayed_prefix_queries", "last_position"]
+__all__ = ["GRAPH_SCORE_WEIGHT", "GRAPH_TEMPERATURE", "decayed_last_queries", "decayed_prefix_queries"]

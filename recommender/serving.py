@@ -5,8 +5,9 @@ precomputed item vectors.
   the student's final item representations once (``item_embeddings()``: ID embedding plus the
   projected knowledge vector, ``[n_items, d]``), so a request costs one sequence encoding (the
   history's last ``max_len`` items, no padding) and one matrix-vector product with that table,
-  then a top-k (a student with the graph-score term adds its decayed-history graph score: one more
-  ``[n_items, g]`` product). Its answers equal :func:`recommender.recommend.recommend` (tested). Anything in the
+  then a top-k (a student with the graph-score term keeps its weighted graph vectors beside the
+  table and appends the history's graph query to the sequence encoding: still one product). Its
+  answers equal :func:`recommender.recommend.recommend` (tested). Anything in the
   student registry with ``hidden`` and ``item_embeddings`` is served so, the text teacher too
   (its scores then lack the temperature; the ranking is the same).
 * :class:`ModelCache` holds the served models of one process, keyed by ``(name, version)``; two
@@ -106,8 +107,14 @@ class ServedModel:
         self.model = saved.model.eval()
         self.item_ids = saved.item_ids
         self.index = {item: i for i, item in enumerate(self.item_ids)}
+        # a student with the graph-score term: its weighted graph vectors join the table ([n_items, d + g])
+        with_term = getattr(self.model, "graph_score_vectors", None) is not None and float(self.model.graph_score_weight)
+        self.graph_queries = self.model.graph_score_queries if with_term else None
         with torch.inference_mode():
-            self.item_vectors = self.model.item_embeddings().detach().float().contiguous()  # [n_items, d]
+            vectors = self.model.item_embeddings().detach().float()  # [n_items, d]
+            if self.graph_queries is not None:
+                vectors = torch.cat([vectors, self.model.graph_score_items().float()], dim=1)
+            self.item_vectors = vectors.contiguous()
         self.max_len = self.model.max_len
 
     @property
@@ -138,10 +145,9 @@ class ServedModel:
         recent = torch.tensor(rows[-self.max_len:], dtype=torch.long).add_(1).unsqueeze(0)
         length = torch.tensor([recent.shape[1]])
         hidden = self.model.hidden({ITEM_SEQ: recent, ITEM_SEQ_LEN: length})[0]
-        scores = self.item_vectors @ hidden
-        graph_scores = getattr(self.model, "last_graph_score_logits", None)  # students with the graph-score term
-        graph = graph_scores(recent, length) if graph_scores is not None else None
-        return scores if graph is None else scores + graph[0]
+        if self.graph_queries is not None:
+            hidden = torch.cat([hidden, self.graph_queries(recent, length)[0]])
+        return self.item_vectors @ hidden
 
     @torch.inference_mode()
     def top_k(self, history: list[str], *, k: int = 10, exclude_seen: bool = True) -> tuple[list[str], list[float]]:

@@ -47,7 +47,7 @@ from torch import Tensor, nn
 
 from kg_builder.errors import InvalidInputError
 
-from ..graph_score import GRAPH_SCORE_WEIGHT, GRAPH_TEMPERATURE, decayed_prefix_queries, last_position
+from ..graph_score import GRAPH_SCORE_WEIGHT, GRAPH_TEMPERATURE, decayed_last_queries, decayed_prefix_queries
 
 Interaction = dict[str, Tensor]
 
@@ -147,13 +147,23 @@ class SequentialRecommender(nn.Module):
         queries = decayed_prefix_queries(item_seq, self.graph_score_vectors)[mask]
         return self.graph_score_weight * (queries @ self.graph_score_vectors.T) / GRAPH_TEMPERATURE
 
+    def graph_score_queries(self, item_seq: Tensor, item_seq_len: Tensor) -> Tensor | None:
+        """``[B, g]``: the graph query after each sequence's last item (None without the term, or while
+        its weight is 0). Its product with :meth:`graph_score_items` is the term."""
+        if self.graph_score_vectors is None or not float(self.graph_score_weight):
+            return None
+        return decayed_last_queries(item_seq, item_seq_len, self.graph_score_vectors)
+
+    def graph_score_items(self) -> Tensor:
+        """``[n_items, g]``: the items' graph vectors times ``w / 0.07`` (serving stores them beside the
+        item table, so a request is still one matrix-vector product)."""
+        return self.graph_score_vectors * (self.graph_score_weight / GRAPH_TEMPERATURE)
+
     def last_graph_score_logits(self, item_seq: Tensor, item_seq_len: Tensor) -> Tensor | None:
         """``[B, n_items]``: the weighted graph score after each sequence's last item (None without it,
         or while its weight is 0)."""
-        if self.graph_score_vectors is None or not float(self.graph_score_weight):
-            return None
-        queries = last_position(decayed_prefix_queries(item_seq, self.graph_score_vectors), item_seq_len)
-        return self.graph_score_weight * (queries @ self.graph_score_vectors.T) / GRAPH_TEMPERATURE
+        queries = self.graph_score_queries(item_seq, item_seq_len)
+        return None if queries is None else queries @ self.graph_score_items().T
 
     # --- RecBole's contract ------------------------------------------------------------------
     def calculate_loss(self, interaction: Interaction) -> Tensor:

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from gnn.objectives import DECAY, WINDOW
 from kg_builder.errors import InvalidInputError
 
-from ..graph_score import GRAPH_TEMPERATURE, decayed_prefix_queries, last_position
+from ..graph_score import GRAPH_TEMPERATURE, decayed_last_queries, decayed_prefix_queries
 from ..models.base import ITEM_SEQ, ITEM_SEQ_LEN, POS_ITEM_ID
 
 GRAPH_WEIGHT = 1.0
@@ -96,7 +96,7 @@ class GraphFusedTeacher(nn.Module):
     def full_sort_predict(self, interaction: dict[str, Tensor]) -> Tensor:
         text = self.text_teacher.full_sort_predict(interaction)
         item_seq, item_seq_len = interaction[ITEM_SEQ], interaction[ITEM_SEQ_LEN]
-        queries = last_position(decayed_prefix_queries(item_seq, self.graph_vectors), item_seq_len)
+        queries = decayed_last_queries(item_seq, item_seq_len, self.graph_vectors)
         return text + self.graph_weight * self.graph_logits(queries)
 
     def predict(self, interaction: dict[str, Tensor]) -> Tensor:

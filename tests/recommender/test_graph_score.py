@@ -13,7 +13,7 @@ from kg_builder.settings import Settings
 from recommender.data import history_batch, pad_batch, training_windows
 from recommender.distill import Distiller
 from recommender.evaluate import saved_name
-from recommender.graph_score import GRAPH_TEMPERATURE, decayed_prefix_queries
+from recommender.graph_score import GRAPH_TEMPERATURE, decayed_last_queries, decayed_prefix_queries
 from recommender.knowledge import build_graph_scores, build_knowledge, build_knowledge_blocks, parse_spec
 from recommender.metrics import model_metrics
 from recommender.models import get
@@ -48,6 +48,7 @@ def test_every_scoring_path_adds_the_weighted_graph_score(cyclic, name):
     seq, lengths = batch["item_id_list"], batch["item_length"]
     table = torch.nn.functional.normalize(torch.from_numpy(graph), dim=-1)
     queries = decayed_prefix_queries(seq, table)[torch.arange(3), lengths - 1]
+    assert torch.allclose(decayed_last_queries(seq, lengths, table), queries, atol=1e-6)
     expected = plain.full_sort_predict(batch) + 0.5 * (queries @ table.T) / GRAPH_TEMPERATURE
     with torch.no_grad():
         scores = model.full_sort_predict(batch)
