@@ -18,6 +18,9 @@ Equal budgets: every network trains with the same defaults (at most 12 epochs, p
 Run: ``.venv/bin/python benchmarks/bench_graph_score.py --data-dir ../shared/data --seeds 0``
 (needs the embedding set: ``kgforge embed finetune --dataset amazon18_scientific``; about 2 minutes
 a seed and student on one core; ``benchmarks/results/graph_score.json``).
+Measured 2026-12-02, seed 0, NDCG@10 on valid: the set alone 0.0936; SASRec + text + graph alone
+0.0816, joint 0.0912, late fusion w=1 0.0944; GRU4Rec alone 0.0658, joint 0.0915, late fusion
+w=1 0.0899 (README, "Graph-score term").
 """
 
 from __future__ import annotations
