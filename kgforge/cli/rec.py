@@ -176,7 +176,8 @@ def distill_command(
                                              help="Fuse the teacher with this graph embedding set (name or "
                                                   "name@version): the text + graph teacher."),
     knowledge: str = typer.Option("text", "--knowledge", help="The student's item knowledge (kar condenses its parts; "
-                                                              "add teacher:<name> and graph:<set>)."),
+                                                              "add teacher:<name> and graph:<set>; "
+                                                              "graph-score:<set> adds the set's own score)."),
     seed: int = typer.Option(0, "--seed"),
     epochs: int = typer.Option(None, "--epochs", min=1),
     name: str | None = typer.Option(None, "--name", help="Store name (default <model>-<method>-<knowledge>-<dataset>-s<seed>)."),

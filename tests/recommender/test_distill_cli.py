@@ -66,6 +66,11 @@ def test_cli_teacher_distill_and_eval_rows(tmp_path, monkeypatch):
     assert from_fused["teacher"]["teacher"] == "text+graph teacher"
     assert from_fused["train_metrics"][0]["saved"] == "gru4rec-dllm2rec_slmrec-tgt-text-amazon18_scientific-s0 v1"
     assert "gru4rec + dllm2rec+slmrec + graph (text + graph teacher)" in rows
+    # the graph-score rows add the set's own score to the network of the graph row (late fusion, no training)
+    scored = rows["gru4rec + dllm2rec+slmrec + graph + graph score (text + graph teacher)"]
+    assert scored["train_metrics"][0]["network_from"] == \
+        "gru4rec-dllm2rec_slmrec-tgt-text_graph_gnn-amazon18_scientific-amazon18_scientific-s0 v1"
+    assert "status" not in scored and scored["knowledge"].endswith("+graph-score:gnn-amazon18_scientific")
     by_cli = _json(runner.invoke(app, ["rec", "distill", "--model", "sasrec", "--teacher-graph", "gnn-amazon18_scientific",
                                        "--epochs", "1", "--data-dir", str(root), "--json"]))
     assert by_cli["name"] == "sasrec-dllm2rec_slmrec-tgt-text-amazon18_scientific-s0"
