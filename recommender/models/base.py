@@ -30,8 +30,8 @@ the network with ``w = 0`` and sets ``w = 1.0`` after training: late fusion. Tra
 (the network learning the residual over the graph's score, ``w`` learned or fixed), the students
 scored *below* the graph set alone on valid, because the set was fitted to the same training
 sequences, so on them its score is better than it is on new ones (README, "graph-score term").
-Serving adds one ``g``-wide weighted sum and one ``[n_items, g]`` matrix-vector product. The
-vectors are a buffer, saved with the weights; ``graph_scores=None`` leaves the model unchanged.
+Serving appends the ``g``-wide query to the sequence state and the weighted graph vectors to the
+item table, so a request stays one matrix-vector product. The vectors are a buffer, saved with the weights; ``graph_scores=None`` leaves the model unchanged.
 
 Hooks for distillation (later steps): :meth:`SequentialRecommender.hidden` (the sequence
 representation a teacher's hidden state is matched against), :meth:`item_embeddings` (the item
@@ -224,8 +224,6 @@ def with_graph_score(model: SequentialRecommender, graph_scores: Tensor) -> Sequ
     missing, unexpected = fused.load_state_dict(model.state_dict(), strict=False)
     if unexpected or set(missing) != {"graph_score_vectors", "graph_score_weight"}:
         raise RuntimeError(f"graph-score fusion: unexpected state keys {unexpected} / missing {missing}")
-    if fused.knowledge_projection is not None and model.knowledge_projection is None:
-        raise RuntimeError("graph-score fusion: the student's knowledge projection did not carry over")
     return fused.eval()
 
 
