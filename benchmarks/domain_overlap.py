@@ -4,8 +4,9 @@ Cross-domain transfer through the graph needs nodes the domains share. The expor
 (:mod:`gnn.export`) share none: Games has titles only (no brand, no category), Office has numeric
 brand and category ids (the brand *name* is only the tail of its text), and Scientific has brand
 names and category paths. This script counts the Scientific brand names that also occur in Office's
-item texts, as whole words after lower-casing (a loose, generous match: it also counts ``generic``
-and ``unknown``), and the Scientific items those brands cover: the most that shared brand nodes
+item texts, as whole words after the graph's own name normalisation
+(:func:`kg_builder.graphdb.schema.normalize_name`; a loose, generous match: it also counts
+``generic`` and ``unknown``), and the Scientific items those brands cover: the most that shared brand nodes
 could link to a source domain.
 
     python benchmarks/domain_overlap.py --data-dir ../shared/data   # prints a table, writes results/domain_overlap.json
@@ -15,17 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from collections import Counter
 from pathlib import Path
 
 from kg_builder.datasets import load_dataset
+from kg_builder.graphdb.schema import normalize_name
 
 RESULTS = Path(__file__).parent / "results" / "domain_overlap.json"
-
-
-def words(text: str) -> str:
-    return " " + " ".join(re.findall(r"[a-z0-9&'\-]+", text.lower())) + " "
 
 
 def main() -> None:
@@ -35,8 +32,8 @@ def main() -> None:
     target = load_dataset("amazon18_scientific", data_dir=args.data_dir)
     office = load_dataset("amazon14_office", data_dir=args.data_dir)
     games = load_dataset("amazon18_games", data_dir=args.data_dir)
-    brands = Counter(words(item.brand).strip() for item in target.items if item.brand and words(item.brand).strip())
-    office_text = "".join(words(item.title or "") for item in office.items)
+    brands = Counter(name for item in target.items if item.brand and (name := normalize_name(item.brand)))
+    office_text = "".join(f" {normalize_name(item.title or '')} " for item in office.items)
     shared = {brand: n for brand, n in brands.items() if len(brand) > 2 and f" {brand} " in office_text}
     result = {
         "target": {"dataset": "amazon18_scientific", "items": len(target.items), "brand_names": len(brands),
@@ -48,7 +45,7 @@ def main() -> None:
         "shared_with_office": {"brand_names": len(shared), "target_items_covered": sum(shared.values()),
                                "target_item_share": round(sum(shared.values()) / len(target.items), 4),
                                "top": sorted(shared.items(), key=lambda kv: -kv[1])[:15]},
-        "match": "Scientific brand name (lower-cased words, > 2 characters) found as whole words in an Office item text",
+        "match": "Scientific brand name (normalize_name, > 2 characters) found as whole words in an Office item text (normalize_name)",
     }
     print(f"Scientific: {len(target.items)} items, {len(brands)} brand names")
     print(f"Games: {result['games']['items_with_brand']} items with a brand, "
