@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from kg_builder.datasets import DATASETS, available_datasets, load_dataset
+from kg_builder.datasets.records import Dataset
+from kg_builder.errors import InvalidInputError
 from kg_builder.ingest import import_dataset
 from kg_builder.graphdb import GraphStore
 from kgforge.cli.common import (
@@ -31,6 +34,11 @@ def import_command(
     index: bool = typer.Option(True, "--index/--no-index",
                                help="Also embed the domain's entities into its persistent index (KGFORGE_HOME/index); "
                                     "without it the domain's first job builds the index (WN18RR: minutes on a CPU)."),
+    splits: str | None = typer.Option(None, "--splits",
+                                      help="KG datasets: import only these triple splits, comma-separated "
+                                           "(`train,dev` holds `test` out, so that a job's new triples can be "
+                                           "checked against it with `kgforge jobs submit --check-split test`). "
+                                           "Default: every split present."),
     json_out: bool = JsonOption,
 ) -> None:
     """Load a dataset into the graph (idempotent: importing twice changes nothing)."""
@@ -38,6 +46,8 @@ def import_command(
     root = resolve_data_dir(settings, data_dir)
     with err_console.status(f"reading {dataset} from {root} ..."):
         records = load_dataset(dataset, root)
+    if splits is not None:
+        records = keep_splits(records, splits)
     with GraphStore.from_settings(settings) as store, progress_bars() as progress:
         report = import_dataset(store, records, progress, settings=settings if index else None)
     if json_out:
@@ -52,6 +62,22 @@ def import_command(
     for rel_type, n in sorted(report.edges.items()):
         table.add_row("edges", rel_type, f"{n:,}")
     console.print(table)
+
+
+def keep_splits(records: Dataset, splits: str) -> Dataset:
+    """``records`` with only the triple splits named in ``splits`` (comma-separated); an unknown or
+    missing split, or a dataset without triple splits, is an error naming ``--splits``. Entities
+    and relations stay whole: a held-out split's entities are still nodes, only its edges are not."""
+    wanted = [s.strip() for s in splits.split(",") if s.strip()]
+    if not records.triples:
+        raise InvalidInputError("--splits", f"{records.name} has no triple splits (only KG datasets do)")
+    if not wanted:
+        raise InvalidInputError("--splits", "name at least one split")
+    unknown = [s for s in wanted if s not in records.triples]
+    if unknown:
+        raise InvalidInputError("--splits", f"{', '.join(unknown)} not among {records.name}'s splits here: "
+                                            f"{', '.join(records.triples)}")
+    return dataclasses.replace(records, triples={s: t for s, t in records.triples.items() if s in wanted})
 
 
 @handle_errors

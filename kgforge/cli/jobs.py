@@ -4,6 +4,13 @@ train-cancel`` (training runs, ``/v1/training``): a client of the HTTP API (``kg
 The API address defaults to ``http://KGFORGE_API_HOST:KGFORGE_API_PORT`` (``--api`` overrides it);
 writes send ``Authorization: Bearer`` with ``--api-key`` / ``KGFORGE_API_KEY`` when one is given.
 
+``--check-split SPLIT`` (with ``--watch``, or on ``watch``) checks the kept triples against a KG
+dataset's split file: for each kept triple, whether it is one of the split's triples. This is only
+meaningful when the graph was imported without that split (``kgforge import umls --splits
+train,dev``): the pipeline never proposes a triple the graph already holds. The check says so when
+the graph holds the split. ``make run`` imports UMLS this way and checks against ``test``, so its
+first job is verified against held-out truth rather than only shown.
+
 A job file is JSON: either the whole request body (``{"domain": ..., "kind": ..., "entities": [...],
 "options": {...}}``; an entity by ``name`` (and ``label``) or by ``id``) or a list of entities (``[{"name": "virus"}, ...]``, with ``--dataset``); a
 ``.txt`` file holds one entity name per line.
@@ -20,12 +27,29 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kgforge.cli.common import JsonOption, console, err_console, fail, handle_errors, load_settings, print_json
+from kg_builder.datasets import load_dataset
+from kg_builder.errors import DatasetError, InvalidInputError
+from kg_builder.graphdb.schema import native_key
+from kgforge.cli.common import (
+    DataDirOption,
+    JsonOption,
+    console,
+    err_console,
+    fail,
+    handle_errors,
+    load_settings,
+    print_json,
+    resolve_data_dir,
+)
 
 app = typer.Typer(help="Submit entity jobs and training runs to the API and follow them.", no_args_is_help=True)
 
 ApiOption = typer.Option(None, "--api", help="API base URL (default http://KGFORGE_API_HOST:KGFORGE_API_PORT).")
 KeyOption = typer.Option(None, "--api-key", envvar="KGFORGE_API_KEY", help="API key for writes.")
+CheckSplitOption = typer.Option(None, "--check-split",
+                                help="Mark each kept triple that is one of this split's triples of the job's KG "
+                                     "dataset (e.g. test), for a graph imported without it (`kgforge import umls "
+                                     "--splits train,dev`).")
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
@@ -112,20 +136,72 @@ def kept_triples(client: Client, job: dict[str, Any]) -> list[dict[str, Any]]:
         for n in data.get("neighbours", []):
             if n.get("job_id") == job["id"] and n.get("direction") == "out":
                 rows.append({"head": entity["name"], "relation": n["relation"], "tail": name(n["tail"]),
+                             "head_id": entity["node_id"], "tail_id": n["tail"],
                              "confidence": n.get("confidence"), "sources": n.get("sources") or [],
                              "evidence": n.get("evidence") or []})
     return sorted(rows, key=lambda r: -(r["confidence"] or 0.0))
 
 
-def _print_triples(rows: list[dict[str, Any]], job_id: str) -> None:
+def check_split(client: Client, job: dict[str, Any], rows: list[dict[str, Any]], split: str,
+                data_dir: Path | None) -> dict[str, Any]:
+    """Mark each kept triple ``held_out`` when it is one of ``split``'s triples of the job's dataset
+    (module docstring), and summarise: kept, held out among them, the split's triples of the job's
+    heads, and whether the graph already holds the split (then no new triple can be in it)."""
+    domain = job["domain"]
+    root = resolve_data_dir(load_settings(), data_dir)
+    try:
+        records = load_dataset(domain, root)
+    except DatasetError as e:  # not a dataset kgforge reads, or its folder is missing
+        raise InvalidInputError("--check-split", f"cannot read dataset {domain!r} from {root}: {e}") from e
+    if split not in records.triples:
+        raise InvalidInputError("--check-split", f"{split!r} is not a triple split of {domain} here "
+                                                 f"(splits: {', '.join(records.triples) or 'none'})")
+    truth = {(t.head, t.relation, t.tail) for t in records.triples[split]}
+    heads = {native_key(domain, e["node_id"]) for e in job.get("entities") or [] if e.get("node_id")}
+    in_graph = 0
+    for entity in job.get("entities") or []:
+        if not entity.get("node_id"):
+            continue
+        head = native_key(domain, entity["node_id"])
+        data = client.request("GET", f"/v1/entities/{entity['node_id']}", params={"limit": 500})
+        in_graph += sum((head, n["relation"], native_key(domain, n["tail"])) in truth
+                        for n in data.get("neighbours", [])
+                        if n.get("direction") == "out" and n.get("job_id") is None)
+    for r in rows:
+        r["held_out"] = (native_key(domain, r["head_id"]), r["relation"], native_key(domain, r["tail_id"])) in truth
+    found = sum(r["held_out"] for r in rows)
+    return {"split": split, "dataset": domain, "kept": len(rows), "held_out": found,
+            "precision": found / len(rows) if rows else None,
+            "split_triples_of_heads": sum(h in heads for h, _, _ in truth),
+            "split_triples_in_graph": in_graph}
+
+
+def _print_check(check: dict[str, Any]) -> None:
+    split, dataset = check["split"], check["dataset"]
+    if check["split_triples_in_graph"]:
+        err_console.print(f"[yellow]check against {dataset} {split}: the graph already holds "
+                          f"{check['split_triples_in_graph']} of these heads' {split} triples (imported without "
+                          f"--splits), so no new triple can be one of them; import into a fresh KGFORGE_HOME with "
+                          f"`kgforge import {dataset} --splits train,dev` to check.[/]")
+        return
+    console.print(f"check against {dataset} {split} (held out of the graph): {check['held_out']} of "
+                  f"{check['kept']} kept triples are {split} triples; the heads have "
+                  f"{check['split_triples_of_heads']} {split} triples in all. Triples outside {split} are not "
+                  f"necessarily false, only unconfirmed by the dataset.")
+
+
+def _print_triples(rows: list[dict[str, Any]], job_id: str, split: str | None = None) -> None:
     table = Table(title=f"triples written by job {job_id}")
-    for column in ("head", "relation", "tail", "confidence", "sources", "evidence"):
+    columns = ["head", "relation", "tail", "confidence", "sources", "evidence"] + ([f"in {split}"] if split else [])
+    for column in columns:
         # Whole names: a narrow or piped console wraps the columns, never cuts them.
         table.add_column(column, justify="right" if column == "confidence" else "left", overflow="fold")
     for r in rows:
-        table.add_row(r["head"], r["relation"], r["tail"],
-                      f"{r['confidence']:.3f}" if r["confidence"] is not None else "-",
-                      ", ".join(r["sources"]), ", ".join(r["evidence"][:3]) or "-")
+        cells = [r["head"], r["relation"], r["tail"], f"{r['confidence']:.3f}" if r["confidence"] is not None else "-",
+                 ", ".join(r["sources"]), ", ".join(r["evidence"][:3]) or "-"]
+        if split:
+            cells.append("yes" if r.get("held_out") else "no")
+        table.add_row(*cells)
     console.print(table)
 
 
@@ -147,10 +223,12 @@ def watch_job(client: Client, job_id: str, *, interval: float = 0.5, timeout: fl
             time.sleep(interval)
 
 
-def _finish(client: Client, job: dict[str, Any], json_out: bool, show_triples: bool) -> None:
+def _finish(client: Client, job: dict[str, Any], json_out: bool, show_triples: bool,
+            split: str | None = None, data_dir: Path | None = None) -> None:
     rows = kept_triples(client, job) if show_triples and job["status"] == "succeeded" else []
+    check = check_split(client, job, rows, split, data_dir) if split and job["status"] == "succeeded" else None
     if json_out:
-        print_json({**job, "triples": rows})
+        print_json({**job, "triples": rows, **({"check": check} if check else {})})
     else:
         c = job["counts"]
         console.print(f"job {job['id']} [bold]{job['status']}[/]: generated {c['generated']}, kept {c['kept']}, "
@@ -167,7 +245,9 @@ def _finish(client: Client, job: dict[str, Any], json_out: bool, show_triples: b
         if job.get("error"):
             err_console.print(f"[red]{job['error']}[/]")
         if rows:
-            _print_triples(rows, job["id"])
+            _print_triples(rows, job["id"], split if check and not check["split_triples_in_graph"] else None)
+        if check:
+            _print_check(check)
     raise typer.Exit({"succeeded": 0, "failed": 1, "cancelled": 2}.get(job["status"], 1))
 
 
@@ -186,6 +266,8 @@ def submit(
                                                          "Category entities) or titles (normalised Item titles)."),
     use_llm: bool | None = typer.Option(None, "--llm/--no-llm", help="Override the job's LLM option."),
     watch: bool = typer.Option(False, "--watch", help="Follow the job to its end and print its triples."),
+    check: str | None = CheckSplitOption,
+    data_dir: Path | None = DataDirOption,
     api: str | None = ApiOption,
     api_key: str | None = KeyOption,
     json_out: bool = JsonOption,
@@ -201,17 +283,19 @@ def submit(
             console.print(f"job {accepted['id']} accepted; follow it with `kgforge jobs watch {accepted['id']}`")
         return
     err_console.print(f"job {accepted['id']} accepted")
-    _finish(client, watch_job(client, accepted["id"]), json_out, True)
+    _finish(client, watch_job(client, accepted["id"]), json_out, True, check, data_dir)
 
 
 @app.command("watch")
 @handle_errors
 def watch(job_id: str = typer.Argument(...), timeout: float | None = typer.Option(None, help="Give up after N s."),
           triples: bool = typer.Option(True, "--triples/--no-triples", help="Print the triples the job wrote."),
+          check: str | None = CheckSplitOption, data_dir: Path | None = DataDirOption,
           api: str | None = ApiOption, json_out: bool = JsonOption) -> None:
     """Follow a job with a live progress bar; exit code 0 succeeded, 1 failed, 2 cancelled."""
     client = Client(api, None)
-    _finish(client, watch_job(client, job_id, timeout=timeout), json_out, triples)
+    _finish(client, watch_job(client, job_id, timeout=timeout), json_out, triples, check if triples else None,
+            data_dir)
 
 
 @app.command("list")

@@ -50,7 +50,12 @@ def test_main_job_runs_from_a_fresh_home(tmp_path, data_dir):
     # that nothing cleared the confidence floor.
     assert "triples written by job" in words or "no candidate cleared" in words, out[-4000:]
     assert "\u2026" not in out
+    # UMLS's test triples were held out of the import, and the kept triples were checked against them.
+    assert "check against umls test (held out of the graph):" in words, out[-4000:]
+    assert "already holds" not in words
     if "triples written by job" in words:  # tails by name, not node id (umls:mental_process)
         table = out[out.index("triples written by job"):out.index("Browse the graph")]
-        tails = [line.split("\u2502")[3] for line in table.splitlines() if line.count("\u2502") >= 7]
+        cells = [line.split("\u2502") for line in table.splitlines() if line.count("\u2502") >= 8]
+        tails = [row[3] for row in cells]
         assert tails and not any("umls:" in cell for cell in tails), table
+        assert "in test" in table and all(row[7].strip() in ("yes", "no", "") for row in cells), table
