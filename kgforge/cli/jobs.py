@@ -142,12 +142,9 @@ def kept_triples(client: Client, job: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: -(r["confidence"] or 0.0))
 
 
-def check_split(client: Client, job: dict[str, Any], rows: list[dict[str, Any]], split: str,
-                data_dir: Path | None) -> dict[str, Any]:
-    """Mark each kept triple ``held_out`` when it is one of ``split``'s triples of the job's dataset
-    (module docstring), and summarise: kept, held out among them, the split's triples of the job's
-    heads, and whether the graph already holds the split (then no new triple can be in it)."""
-    domain = job["domain"]
+def split_triples(domain: str, split: str, data_dir: Path | None) -> set[tuple[str, str, str]]:
+    """The ``(head, relation, tail)`` ids of ``split`` of the KG dataset ``domain``; an error naming
+    ``--check-split`` when the dataset or the split is not there."""
     root = resolve_data_dir(load_settings(), data_dir)
     try:
         records = load_dataset(domain, root)
@@ -156,7 +153,16 @@ def check_split(client: Client, job: dict[str, Any], rows: list[dict[str, Any]],
     if split not in records.triples:
         raise InvalidInputError("--check-split", f"{split!r} is not a triple split of {domain} here "
                                                  f"(splits: {', '.join(records.triples) or 'none'})")
-    truth = {(t.head, t.relation, t.tail) for t in records.triples[split]}
+    return {(t.head, t.relation, t.tail) for t in records.triples[split]}
+
+
+def check_split(client: Client, job: dict[str, Any], rows: list[dict[str, Any]], split: str,
+                data_dir: Path | None) -> dict[str, Any]:
+    """Mark each kept triple ``held_out`` when it is one of ``split``'s triples of the job's dataset
+    (module docstring), and summarise: kept, held out among them, the split's triples of the job's
+    heads, and whether the graph already holds the split (then no new triple can be in it)."""
+    domain = job["domain"]
+    truth = split_triples(domain, split, data_dir)
     heads = {native_key(domain, e["node_id"]) for e in job.get("entities") or [] if e.get("node_id")}
     in_graph = 0
     for entity in job.get("entities") or []:
@@ -274,8 +280,13 @@ def submit(
 ) -> None:
     """Submit an entity job; prints its id (and, with --watch, follows it)."""
     client = Client(api, api_key)
-    accepted = client.request("POST", "/v1/jobs", json=_body(file, entity or [], dataset, entity_type, use_llm,
-                                                         ids=ids or [], label=label, kind=kind))
+    body = _body(file, entity or [], dataset, entity_type, use_llm, ids=ids or [], label=label, kind=kind)
+    if check and not watch:
+        raise InvalidInputError("--check-split", "needs --watch (or check later: `kgforge jobs watch JOB "
+                                                 "--check-split SPLIT`)")
+    if check:
+        split_triples(body["domain"], check, data_dir)  # a bad --check-split fails before the job is submitted
+    accepted = client.request("POST", "/v1/jobs", json=body)
     if not watch:
         if json_out:
             print_json(accepted)

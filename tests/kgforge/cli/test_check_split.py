@@ -115,6 +115,24 @@ def test_check_names_the_option_for_a_split_the_dataset_lacks(tmp_path):
     assert error.value.field == "--check-split" and "splits: train, dev" in error.value.reason
 
 
+def test_submit_refuses_a_bad_check_split_before_submitting(tmp_path, monkeypatch):
+    """Nothing reaches the API when --check-split cannot be checked: no job runs for nothing."""
+    from typer.testing import CliRunner
+
+    from kgforge.cli import jobs
+
+    posted = []
+    monkeypatch.setattr(jobs.Client, "request", lambda self, method, path, **kw: posted.append(path))
+    root = _kg_folder(tmp_path)
+    runner = CliRunner()
+    for args, reason in ((["--check-split", "valid", "--watch"], "'valid' is not a triple split of umls"),
+                         (["--check-split", "test"], "needs --watch")):
+        result = runner.invoke(jobs.app, ["submit", "--entity", "virus", "--dataset", "umls", "--data-dir", str(root),
+                                          *args])
+        assert result.exit_code == 1 and reason in result.output, result.output
+    assert posted == []
+
+
 def test_check_names_the_option_for_a_domain_that_is_no_dataset(tmp_path):
     with pytest.raises(InvalidInputError) as error:
         check_split(_Client({}), {**_job(), "domain": "mydomain"}, [], "test", _kg_folder(tmp_path))
