@@ -71,6 +71,9 @@ class PipelineOptions(BaseModel):
     relation_top_k: int = Field(15, ge=1, le=200)
     max_relations: int = Field(8, ge=1, le=100)
     relation_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    keep_own_relations: bool = Field(True, description="Offline filter: keep the relations S already has as head "
+                                                       "in the graph first (they apply to S by definition), then "
+                                                       "the classifier's best (false: the classifier alone).")
     targets_per_generator: int = Field(10, ge=1, le=100)
     target_precision: float | None = Field(
         None, gt=0.0, le=1.0, description="Keep candidates whose calibrated confidence clears the floor that reached "
@@ -270,7 +273,8 @@ class KnowledgePipeline:
                 raise InvalidInputError("options.relations", f"not in the relation pool: {unknown}")
         self.relations = RelationSelector(snapshot, models.encoder, classifier=models.classifier, llm=self.llm,
                                           restrict=options.relations, top_k=options.relation_top_k,
-                                          threshold=options.relation_threshold, max_keep=options.max_relations)
+                                          threshold=options.relation_threshold, max_keep=options.max_relations,
+                                          keep_own=options.keep_own_relations)
         self.generators = [g for name in options.generators or GENERATORS
                            if (g := build_generator(name, snapshot=snapshot, models=models, options=options,
                                                     llm=self.llm)) is not None]

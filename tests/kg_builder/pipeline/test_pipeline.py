@@ -86,6 +86,26 @@ def test_pipeline_finds_a_held_out_triple_and_calibrates(trained):
     assert "reranker:reranker-zoo" in farm.sources and any(s.startswith("graph:") for s in farm.sources)
 
 
+def test_keep_own_relations_keeps_the_relations_s_already_heads(trained):
+    """With ``keep_own_relations`` false the offline filter keeps a relation on the classifier's word
+    alone; with it (the default) the relations S already has as head in the graph come first,
+    whatever the classifier says."""
+    _, dataset, models, _ = trained
+    snapshot = GraphSnapshot.from_dataset(dataset, ("train",))
+    own = snapshot.relation_profile("zoo:cow")
+    assert own
+    strict = OPTIONS.model_copy(update={"use_llm": False, "relation_threshold": 1.0,  # the classifier keeps none
+                                        "keep_own_relations": False})
+    plain = KnowledgePipeline(snapshot, models, strict).run("cow").relations
+    assert len(plain.kept) == 1  # min_keep
+    assert PipelineOptions().keep_own_relations
+    kept = KnowledgePipeline(snapshot, models, strict.model_copy(update={"keep_own_relations": True})).run("cow")
+    assert {c.relation for c in kept.relations.kept} == own
+    assert [c.relation in own for c in kept.relations.kept] == [True] * len(own)
+    new = KnowledgePipeline(snapshot, models, strict.model_copy(update={"keep_own_relations": True})).run("unicorn")
+    assert len(new.relations.kept) == 1  # a new entity heads nothing: the classifier alone decides
+
+
 def test_generation_evaluation_reports_every_ablation(trained):
     _, dataset, models, _ = trained
     result = evaluate_generation(dataset=dataset, models=models, split="test", max_entities=None,
