@@ -55,13 +55,12 @@ def run_arm(arm: str, *, dataset: str, split: str, max_entities: int, data_dir: 
 def summary(results: dict[str, dict]) -> list[dict]:
     rows = []
     for arm, r in results.items():
-        default = r["rows"].get("default") or r["rows"]["full"]
-        matched = r["recall_matched"].get("full") or r["recall_matched"].get("default", {})
+        default, matched = r["rows"]["default"], r["recall_matched"]["full"]
         rows.append({"arm": arm, "kept": default["kept"], "precision": default["precision"],
                      "recall": default["recall"], "candidate_recall": default.get("candidate_recall"),
-                     "floor": r["floor"], "no_reranker_precision": r["rows"].get("no_reranker", {}).get("precision"),
-                     "similarity_only_precision": r["rows"].get("similarity_only", {}).get("precision"),
-                     **{k: v for k, v in matched.items()}, "seconds": r["seconds"]})
+                     "floor": r["floor"], "no_reranker_precision": r["rows"]["no_reranker"]["precision"],
+                     "similarity_only_precision": r["rows"]["similarity_only"]["precision"], **matched,
+                     "seconds": r["seconds"]})
     return rows
 
 

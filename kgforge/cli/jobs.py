@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -118,8 +119,17 @@ def _body(file: Path | None, names: list[str], dataset: str | None, entity_type:
     return body
 
 
-def kept_triples(client: Client, job: dict[str, Any]) -> list[dict[str, Any]]:
+def entity_neighbours(client: Client, job: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each of the job's source nodes' neighbours (``GET /v1/entities/{id}``, one request per node),
+    read once for both the kept triples and the split check."""
+    return {e["node_id"]: client.request("GET", f"/v1/entities/{e['node_id']}", params={"limit": 500})
+            .get("neighbours", []) for e in job.get("entities") or [] if e.get("node_id")}
+
+
+def kept_triples(client: Client, job: dict[str, Any],
+                 neighbours: dict[str, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
     """The triples this job wrote, read back through ``GET /v1/entities/{id}``."""
+    neighbours = entity_neighbours(client, job) if neighbours is None else neighbours
     rows = []
     names: dict[str, str] = {}
 
@@ -132,8 +142,7 @@ def kept_triples(client: Client, job: dict[str, Any]) -> list[dict[str, Any]]:
     for entity in job.get("entities") or []:
         if not entity.get("node_id"):
             continue
-        data = client.request("GET", f"/v1/entities/{entity['node_id']}", params={"limit": 500})
-        for n in data.get("neighbours", []):
+        for n in neighbours.get(entity["node_id"], []):
             if n.get("job_id") == job["id"] and n.get("direction") == "out":
                 rows.append({"head": entity["name"], "relation": n["relation"], "tail": name(n["tail"]),
                              "head_id": entity["node_id"], "tail_id": n["tail"],
@@ -142,10 +151,14 @@ def kept_triples(client: Client, job: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: -(r["confidence"] or 0.0))
 
 
-def split_triples(domain: str, split: str, data_dir: Path | None) -> set[tuple[str, str, str]]:
+def split_triples(domain: str, split: str, data_dir: Path | None) -> frozenset[tuple[str, str, str]]:
     """The ``(head, relation, tail)`` ids of ``split`` of the KG dataset ``domain``; an error naming
     ``--check-split`` when the dataset or the split is not there."""
-    root = resolve_data_dir(load_settings(), data_dir)
+    return _split_triples(domain, split, resolve_data_dir(load_settings(), data_dir))
+
+
+@lru_cache(maxsize=4)  # submit checks the split before the job and reads it again after
+def _split_triples(domain: str, split: str, root: Path) -> frozenset[tuple[str, str, str]]:
     try:
         records = load_dataset(domain, root)
     except DatasetError as e:  # not a dataset kgforge reads, or its folder is missing
@@ -153,11 +166,11 @@ def split_triples(domain: str, split: str, data_dir: Path | None) -> set[tuple[s
     if split not in records.triples:
         raise InvalidInputError("--check-split", f"{split!r} is not a triple split of {domain} here "
                                                  f"(splits: {', '.join(records.triples) or 'none'})")
-    return {(t.head, t.relation, t.tail) for t in records.triples[split]}
+    return frozenset((t.head, t.relation, t.tail) for t in records.triples[split])
 
 
-def check_split(client: Client, job: dict[str, Any], rows: list[dict[str, Any]], split: str,
-                data_dir: Path | None) -> dict[str, Any]:
+def check_split(job: dict[str, Any], rows: list[dict[str, Any]], split: str, data_dir: Path | None,
+                neighbours: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Mark each kept triple ``held_out`` when it is one of ``split``'s triples of the job's dataset
     (module docstring), and summarise: kept, held out among them, the split's triples of the job's
     heads, and whether the graph already holds the split (then no new triple can be in it)."""
@@ -169,9 +182,8 @@ def check_split(client: Client, job: dict[str, Any], rows: list[dict[str, Any]],
         if not entity.get("node_id"):
             continue
         head = native_key(domain, entity["node_id"])
-        data = client.request("GET", f"/v1/entities/{entity['node_id']}", params={"limit": 500})
         in_graph += sum((head, n["relation"], native_key(domain, n["tail"])) in truth
-                        for n in data.get("neighbours", [])
+                        for n in neighbours.get(entity["node_id"], [])
                         if n.get("direction") == "out" and n.get("job_id") is None)
     for r in rows:
         r["held_out"] = (native_key(domain, r["head_id"]), r["relation"], native_key(domain, r["tail_id"])) in truth
@@ -231,8 +243,10 @@ def watch_job(client: Client, job_id: str, *, interval: float = 0.5, timeout: fl
 
 def _finish(client: Client, job: dict[str, Any], json_out: bool, show_triples: bool,
             split: str | None = None, data_dir: Path | None = None) -> None:
-    rows = kept_triples(client, job) if show_triples and job["status"] == "succeeded" else []
-    check = check_split(client, job, rows, split, data_dir) if split and job["status"] == "succeeded" else None
+    done = job["status"] == "succeeded"
+    neighbours = entity_neighbours(client, job) if done and (show_triples or split) else {}
+    rows = kept_triples(client, job, neighbours) if show_triples and done else []
+    check = check_split(job, rows, split, data_dir, neighbours) if split and done else None
     if json_out:
         print_json({**job, "triples": rows, **({"check": check} if check else {})})
     else:

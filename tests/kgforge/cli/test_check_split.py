@@ -20,7 +20,7 @@ import pytest
 from kg_builder.datasets import load_dataset
 from kg_builder.errors import InvalidInputError
 from kgforge.cli.imports import keep_splits
-from kgforge.cli.jobs import check_split
+from kgforge.cli.jobs import check_split, entity_neighbours
 
 
 def _kg_folder(root: Path) -> Path:
@@ -94,7 +94,7 @@ def test_check_marks_held_out_triples_and_counts_them(tmp_path):
     client = _Client({"umls:virus": [("interacts_with", "umls:animal", None), ("location_of", "umls:hormone", None),
                                      ("isa", "umls:organism", "j1"), ("isa", "umls:animal", "j1")]})
     rows = [_row("isa", "organism"), _row("isa", "animal")]
-    check = check_split(client, _job(), rows, "test", root)
+    check = check_split(_job(), rows, "test", root, entity_neighbours(client, _job()))
     assert [r["held_out"] for r in rows] == [True, False]
     assert check == {"split": "test", "dataset": "umls", "kept": 2, "held_out": 1, "precision": 0.5,
                      "split_triples_of_heads": 2, "split_triples_in_graph": 0}
@@ -103,7 +103,7 @@ def test_check_marks_held_out_triples_and_counts_them(tmp_path):
 def test_check_says_when_the_graph_already_holds_the_split(tmp_path):
     root = _kg_folder(tmp_path)
     client = _Client({"umls:virus": [("isa", "umls:organism", None), ("interacts_with", "umls:fish", None)]})
-    check = check_split(client, _job(), [], "test", root)
+    check = check_split(_job(), [], "test", root, entity_neighbours(client, _job()))
     assert check["split_triples_in_graph"] == 2 and check["kept"] == 0 and check["precision"] is None
 
 
@@ -111,7 +111,7 @@ def test_check_names_the_option_for_a_split_the_dataset_lacks(tmp_path):
     root = _kg_folder(tmp_path)
     (root / "kg" / "umls" / "test.tsv").unlink()
     with pytest.raises(InvalidInputError) as error:
-        check_split(_Client({}), _job(), [], "test", root)
+        check_split(_job(), [], "test", root, {})
     assert error.value.field == "--check-split" and "splits: train, dev" in error.value.reason
 
 
@@ -135,7 +135,7 @@ def test_submit_refuses_a_bad_check_split_before_submitting(tmp_path, monkeypatc
 
 def test_check_names_the_option_for_a_domain_that_is_no_dataset(tmp_path):
     with pytest.raises(InvalidInputError) as error:
-        check_split(_Client({}), {**_job(), "domain": "mydomain"}, [], "test", _kg_folder(tmp_path))
+        check_split({**_job(), "domain": "mydomain"}, [], "test", _kg_folder(tmp_path), {})
     assert error.value.field == "--check-split" and "mydomain" in error.value.reason
 
 
