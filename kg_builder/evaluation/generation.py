@@ -49,7 +49,8 @@ from kg_builder.graphdb import schema
 from kg_builder.llm.base import LLM
 from kg_builder.pipeline.confidence import FEATURES, ConfidenceModel, brier, expected_calibration_error
 from kg_builder.pipeline.generators import GENERATORS
-from kg_builder.pipeline.pipeline import EntityRun, KnowledgePipeline, PipelineModels, PipelineOptions, ScoredTriple
+from kg_builder.pipeline.pipeline import (EntityRun, KnowledgePipeline, PipelineModels, PipelineOptions, ScoredTriple,
+                                        candidate_policy)
 from kg_builder.pipeline.snapshot import GraphSnapshot
 
 from .novelty import novelty_metrics
@@ -417,10 +418,11 @@ def fit_confidence(*, dataset: Dataset, models: PipelineModels, max_entities: in
     full = ConfidenceModel.fit(x, y, features=FEATURES, groups=groups, mode=mode, label_share=share)
     no_reranker = ConfidenceModel.fit(x, y, features=WITHOUT_RERANKER, groups=groups, mode=mode, label_share=share)
     for model in (full, no_reranker):
-        model.meta.update({"domain": dataset.name, "generators": options.generators, "heads": len(heads)})
+        model.meta.update({"domain": dataset.name, "generators": options.generators, "heads": len(heads),
+                           "candidate_policy": candidate_policy(options)})
     floors = {f"{p:.2f}": full.floor_for(p) for p in (0.5, 0.6, 0.7, 0.8, 0.9)}
     metrics = {"entities": len(heads), "candidates": int(len(y)), "positives": int(y.sum()), "mode": mode,
-               "label_share": share,
+               "label_share": share, "candidate_policy": candidate_policy(options),
                "brier_out_of_fold": brier(full.oof_scores, y),
                "ece_out_of_fold": expected_calibration_error(full.oof_scores, y),
                "floors_by_target_precision": floors,

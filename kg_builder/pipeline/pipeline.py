@@ -47,7 +47,7 @@ from kg_builder.graphdb import GraphStore, NodeWrite, TripleWrite
 from kg_builder.graphdb import schema
 from kg_builder.products.domain import is_product_domain
 
-from .confidence import FEATURES, ConfidenceModel, default_model_name
+from .confidence import FEATURES, ConfidenceModel, default_model_name, train_command
 from .generators import GENERATORS, Voted, build_generator, vote
 from .knowledge import Knowledge, KnowledgeBuilder
 from .relations import RelationSelection, RelationSelector
@@ -444,6 +444,48 @@ def catalogue_targets_only(runs: Sequence[EntityRun]) -> tuple[list[EntityRun], 
     return kept, dropped
 
 
+#: The options that decide which candidates a job generates. ``kgforge train confidence`` records
+#: the values it fitted with (``candidate_policy`` in the model's config): the floor for a target
+#: precision was read off those candidates, so a job whose values differ says so in its notes
+#: (:func:`policy_note`) rather than claim the target. Not a refusal: the features mean the same,
+#: only the calibration may shift.
+CANDIDATE_POLICY = ("keep_own_relations", "relation_top_k", "max_relations", "relation_threshold",
+                    "targets_per_generator")
+
+
+def candidate_policy(options: PipelineOptions) -> dict[str, Any]:
+    """The values of :data:`CANDIDATE_POLICY` in ``options``."""
+    return {name: getattr(options, name) for name in CANDIDATE_POLICY}
+
+
+#: Options only the offline relation filter reads (the LLM filter chooses relations itself).
+OFFLINE_ONLY = ("keep_own_relations", "relation_threshold")
+
+
+def policy_note(confidence: ConfidenceModel, options: PipelineOptions) -> str | None:
+    """A note when ``confidence`` was fitted on candidates of another policy than ``options``
+    (or, offline, records none: fitted before 2026-12-03, when the offline relation filter was the
+    classifier alone), naming the command that refits it; None when they agree."""
+    command = train_command(confidence.meta.get("domain"), confidence.mode)
+    fitted = confidence.meta.get("candidate_policy")
+    ignored = OFFLINE_ONLY if confidence.mode == "llm" else ()
+    if not isinstance(fitted, dict):
+        if confidence.mode == "llm":
+            return None
+        return (f"the confidence model records no candidate policy (fitted before 2026-12-03, when the offline "
+                f"relation filter kept the classifier's relations only), so its floor may not give the target "
+                f"precision on this job's candidates; refit it with `{command}`")
+    now = candidate_policy(options)
+    differs = [name for name in CANDIDATE_POLICY
+               if name in fitted and name not in ignored and fitted[name] != now[name]]
+    if not differs:
+        return None
+    return ("the confidence model was fitted with " + ", ".join(f"{n}={fitted[n]!r}" for n in differs)
+            + " and this job runs with " + ", ".join(f"{n}={now[n]!r}" for n in differs)
+            + f", so its floor may not give the target precision here; refit it with `{command}` "
+              "and these options to calibrate them")
+
+
 class WriteReport(BaseModel):
     kept: int = 0
     triples_written: int = 0
@@ -492,6 +534,8 @@ def select(run: EntityRun, options: PipelineOptions, confidence: ConfidenceModel
             assert confidence is not None
             target = options.target_precision or default_target_precision
             floor = confidence.floor_for(target)
+            if (note := policy_note(confidence, options)) is not None:
+                run.errors.append(note)
         chosen = probabilities >= floor
         if not chosen.any():
             reason = ("the explicit floor" if options.min_confidence is not None
@@ -507,5 +551,6 @@ def select(run: EntityRun, options: PipelineOptions, confidence: ConfidenceModel
     return run
 
 
-__all__ = ["EntityRun", "KnowledgePipeline", "NO_RERANKER", "PipelineModels", "PipelineOptions", "ScoredTriple",
-           "SourceEntity", "WriteReport", "catalogue_targets_only", "features_of", "select"]
+__all__ = ["CANDIDATE_POLICY", "EntityRun", "KnowledgePipeline", "NO_RERANKER", "PipelineModels", "PipelineOptions", "ScoredTriple",
+           "SourceEntity", "WriteReport", "candidate_policy", "catalogue_targets_only", "features_of", "policy_note",
+           "select"]

@@ -6,6 +6,8 @@ LLM path runs against the OpenAI-compatible TEST DOUBLE (``tests/support/openai_
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 
 import kgforge_zoo
@@ -19,6 +21,7 @@ from kg_builder.models.saved import ModelNotTrainedError
 from kg_builder.pipeline import GraphSnapshot, KnowledgePipeline, PipelineModels, PipelineOptions, SourceEntity
 from kg_builder.pipeline.confidence import ConfidenceModel
 from kg_builder.pipeline.generators import Proposal, vote
+from kg_builder.pipeline.pipeline import candidate_policy, policy_note
 from kg_builder.settings import Settings
 
 zoo = kgforge_zoo.zoo
@@ -104,6 +107,37 @@ def test_keep_own_relations_keeps_the_relations_s_already_heads(trained):
     assert [c.relation in own for c in kept.relations.kept] == [True] * len(own)
     new = KnowledgePipeline(snapshot, models, strict.model_copy(update={"keep_own_relations": True})).run("unicorn")
     assert len(new.relations.kept) == 1  # a new entity heads nothing: the classifier alone decides
+
+
+def test_a_job_notes_a_confidence_model_fitted_on_another_candidate_policy(trained):
+    """The floor for a target precision was read off the calibration candidates: a job whose
+    candidate policy differs from the one the confidence model recorded (or a model that records
+    none) says so in its notes, naming the refit command, and still keeps by the floor."""
+    _, dataset, models, metrics = trained
+    fitted = PipelineOptions(generators=["graph", "corpus"], use_llm=False)  # as kgforge_zoo fits it
+    assert metrics["candidate_policy"] == candidate_policy(fitted) and fitted.keep_own_relations
+    snapshot = GraphSnapshot.from_dataset(dataset, ("train",))
+    same = KnowledgePipeline(snapshot, models, fitted).run("sheep")
+    assert not [e for e in same.errors if "confidence model" in e]
+    assert policy_note(models.confidence, fitted) is None
+    other = fitted.model_copy(update={"keep_own_relations": False, "relation_top_k": 7})
+    run = KnowledgePipeline(snapshot, models, other).run("sheep")
+    [note] = [e for e in run.errors if "confidence model" in e]
+    assert "fitted with keep_own_relations=True, relation_top_k=15 and this job runs with " \
+           "keep_own_relations=False, relation_top_k=7" in note
+    assert "`kgforge train confidence --dataset zoo`" in note
+    old = copy.copy(models.confidence)
+    old.meta = {k: v for k, v in models.confidence.meta.items() if k != "candidate_policy"}
+    legacy = KnowledgePipeline(snapshot, dataclasses.replace(models, confidence=old), fitted).run("sheep")
+    [note] = [e for e in legacy.errors if "confidence model" in e]
+    assert "records no candidate policy" in note and "`kgforge train confidence --dataset zoo`" in note
+    assert [(c.target_id, c.kept) for c in legacy.candidates] == [(c.target_id, c.kept) for c in same.candidates]
+    llm = copy.copy(models.confidence)
+    llm.meta = {**models.confidence.meta, "mode": "llm"}  # the LLM filter reads neither option
+    assert policy_note(llm, fitted.model_copy(update={"keep_own_relations": False, "relation_threshold": 0.2})) is None
+    assert "relation_top_k=15" in policy_note(llm, other)
+    explicit = KnowledgePipeline(snapshot, models, other.model_copy(update={"min_confidence": 0.5})).run("sheep")
+    assert not [e for e in explicit.errors if "confidence model" in e]  # an explicit floor claims no precision
 
 
 def test_generation_evaluation_reports_every_ablation(trained):
