@@ -33,7 +33,7 @@ only the student rows):
   and no saved set) the set is made first, as ``kgforge embed finetune --dataset <dataset>`` makes
   it; otherwise a missing set gives a ``not run`` row naming that command), and the same plus
   ``+graph-score:gnn-<dataset>`` (the student's graph-score term, :mod:`recommender.graph_score`:
-  the set's own decayed-history score added to the student's logits at weight 1.0 by late fusion,
+  the set's own decayed-history score added to the student's logits at ``GRAPH_SCORE_WEIGHT`` (4.0) by late fusion,
   so this row reuses the saved network of the row without it: :func:`fuse_saved`).
 * ``teachers``: the text teacher (:mod:`recommender.teachers.text_teacher`, one run, seed 0, saved
   as ``text-teacher-minilm-<dataset>-s0``); the LLM teacher as a ``not run`` row (no LLM here); the

@@ -12,7 +12,8 @@ A *knowledge spec* names the parts, joined by ``+``:
   (:class:`kg_builder.ingest.DatasetKeys`); an item the set lacks is an error naming it.
 * ``graph-score:<set>`` or ``graph-score:<set>@<version>``: not a block of the item supplement but
   the student's graph-score term (:mod:`recommender.graph_score`; :func:`build_graph_scores`): the
-  set's decayed-history score joins the student's logits at weight 1.0 (late fusion). At most one.
+  set's decayed-history score joins the student's logits at ``GRAPH_SCORE_WEIGHT`` (4.0; late fusion).
+  At most one.
 * ``teacher:<name>`` or ``teacher:<name>@<version>``: a saved teacher's semantic item embeddings
   (:class:`recommender.teachers.text_teacher.TextTeacher`, 384 dims: the fine-tuned MiniLM item
   side), the knowledge REKI/KAR condenses beside the title and graph vectors.

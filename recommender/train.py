@@ -24,7 +24,7 @@ Choices (RecBole SASRec/GRU4Rec defaults where RecBole has one):
   ``prepare(model)`` (optional) changes the student once it is built and before the optimiser is
   (REKI/KAR puts its expert adapter in place of the knowledge projection there).
 * A student with the graph-score term (``graph_scores``; :mod:`recommender.models.base`) trains
-  with that term's weight at 0, early stopping included, and gets weight 1.0 after training (late
+  with that term's weight at 0, early stopping included, and gets ``GRAPH_SCORE_WEIGHT`` after training (late
   fusion; trained jointly it scored below the graph set alone, see the README).
 * Time (seconds) and peak memory (``resource.getrusage`` max RSS, MiB) go into ``metrics``.
 

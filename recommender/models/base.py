@@ -210,7 +210,7 @@ class SequentialRecommender(nn.Module):
 
 
 def with_graph_score(model: SequentialRecommender, graph_scores: Tensor) -> SequentialRecommender:
-    """The trained ``model`` (without the graph-score term) plus that term at weight 1.0, in eval mode.
+    """The trained ``model`` (without the graph-score term) plus that term at ``GRAPH_SCORE_WEIGHT``, in eval mode.
 
     Training is late fusion (:func:`recommender.train.train_student` trains the network with the
     term's weight at 0), so this is exactly what training the same student with ``graph_scores``

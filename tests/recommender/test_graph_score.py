@@ -13,7 +13,7 @@ from kg_builder.settings import Settings
 from recommender.data import history_batch, pad_batch, training_windows
 from recommender.distill import Distiller
 from recommender.evaluate import saved_name
-from recommender.graph_score import GRAPH_TEMPERATURE, decayed_last_queries, decayed_prefix_queries
+from recommender.graph_score import GRAPH_SCORE_WEIGHT, GRAPH_TEMPERATURE, decayed_last_queries, decayed_prefix_queries
 from recommender.knowledge import build_graph_scores, build_knowledge, build_knowledge_blocks, parse_spec
 from recommender.metrics import model_metrics
 from recommender.models import get
@@ -79,14 +79,15 @@ def test_with_a_silent_network_it_ranks_as_the_sets_own_scorer(cyclic):
 
 def test_the_network_trains_without_the_term_which_is_added_after_and_saved_and_served(tmp_path, cyclic):
     """Late fusion: the network trained with graph scores is exactly the plain student trained alike
-    (the term's weight is 0 during training, early stopping included); the result carries weight 1.0."""
+    (the term's weight is 0 during training, early stopping included); the result carries the
+    chosen weight (``GRAPH_SCORE_WEIGHT``)."""
     data, _ = cyclic
     graph = _graph(data.n_items)
     kwargs = dict(data=data, model="sasrec", knowledge=None, seed=0, epochs=2, holdout_fraction=0.1, max_len=10)
     result = train_student(knowledge_spec="graph-score:g", graph_scores=graph, **kwargs)
     plain = train_student(knowledge_spec="none", **kwargs)
     assert result.config["graph_score_dim"] == 8 and "late fusion" in result.config["graph_score"]
-    assert float(result.model.graph_score_weight) == 1.0
+    assert float(result.model.graph_score_weight) == GRAPH_SCORE_WEIGHT
     assert all(torch.equal(a, b) for a, b in zip(result.model.parameters(), plain.model.parameters()))
     assert [h["holdout_ndcg@10"] for h in result.history] == [h["holdout_ndcg@10"] for h in plain.history]
     with torch.no_grad():
