@@ -22,6 +22,11 @@ and on ``valid`` (dev numbers, never used to choose): the regular student plus t
 score at that ``w`` (what kgforge would serve). The ``w`` with the best clean holdout NDCG@10 is
 the holdout's choice for that seed.
 
+``--teacher text-teacher-minilm-<dataset>-s0`` (a saved text teacher, trained with the seed-0
+holdout held out) does the same for the text + graph teacher's graph weight at seed 0: the text
+teacher plus the clean set's score on the holdout, the regular set's on ``valid``
+(:func:`recommender.teachers.graph_teacher.load_graph_teacher`). ``--students ""`` skips the students.
+
 Run (about 6 minutes a seed and student on one core, after the regular set and title vectors
 exist; a fresh home trains the regular set first, about 2 minutes):
 ``.venv/bin/python benchmarks/bench_graph_weight.py --data-dir ../shared/data --seeds 0,1,2``
@@ -36,6 +41,8 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
+
+from recommender.evaluate import TEACHER_SEED  # the text teacher's holdout seed
 
 RESULTS = Path(__file__).resolve().parent / "results" / "graph_weight.json"
 
@@ -59,6 +66,27 @@ def without_holdout(dataset, held_users: set[str], item_ids: list[str], targets:
                                           for i, r in enumerate(dataset.interactions)])
 
 
+def teacher_weights(name: str, data, holdout, valid, clean_set: str, regular_set: str, weights: list[float],
+                    settings) -> list[dict]:
+    """The text + graph teacher at each graph weight: clean holdout and valid NDCG@10 (see the docstring)."""
+    from recommender.metrics import model_metrics
+    from recommender.store import default_store
+    from recommender.teachers.graph_teacher import load_graph_teacher
+
+    saved = default_store().load(name)
+    ref = f"{name} v{saved.meta.version}"
+    rows = []
+    for w in [0.0, *weights]:
+        clean = load_graph_teacher(saved.model, ref, clean_set, data, settings=settings, graph_weight=w)
+        regular = load_graph_teacher(saved.model, ref, regular_set, data, settings=settings, graph_weight=w)
+        row = {"teacher": name, "seed": TEACHER_SEED, "graph_weight": w,
+               "holdout_clean_ndcg@10": round(model_metrics(clean, holdout, ks=(10,))["ndcg@10"], 4),
+               **{f"valid_{k}": round(v, 4) for k, v in model_metrics(regular, valid).items()}}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 def main() -> None:
     import numpy as np
     import torch
@@ -78,6 +106,7 @@ def main() -> None:
     ap.add_argument("--students", default="sasrec,gru4rec")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--weights", default="0.5,1,2,4")
+    ap.add_argument("--teacher", default=None, help="A saved text teacher whose graph weight to choose too (seed 0).")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     settings = get_settings()
@@ -97,6 +126,7 @@ def main() -> None:
     regular_scores = torch.from_numpy(build_graph_scores(f"graph-score:{regular_set}", data, settings=settings))
     rows: list[dict] = []
     choices: list[dict] = []
+    teacher_rows: list[dict] = []
     for seed in (int(s) for s in args.seeds.split(",")):
         split = holdout_split(data.train, seed=seed)
         holdout = split.holdout
@@ -110,7 +140,10 @@ def main() -> None:
         clean_knowledge = build_knowledge(clean_spec, data, cache_dir=cache, settings=settings)
         clean_scores = torch.from_numpy(build_graph_scores(f"graph-score:{clean_set}", data, settings=settings))
         print(f"seed {seed}: clean set {clean_set} in {clean_seconds:.0f} s", flush=True)
-        for student in args.students.split(","):
+        if args.teacher and seed == TEACHER_SEED:
+            teacher_rows += teacher_weights(args.teacher, data, holdout, valid, clean_set, regular_set, weights,
+                                            settings)
+        for student in (s for s in args.students.split(",") if s):
             started = time.monotonic()
             regular = train_student(data=data, model=student, knowledge=regular_knowledge,
                                     knowledge_spec=regular_spec, seed=seed).model
@@ -141,6 +174,9 @@ def main() -> None:
                             "seconds": round(time.monotonic() - started, 1)})
             print(json.dumps(choices[-1]), flush=True)
         embeddings.delete(clean_set)
+    for r in teacher_rows:
+        print(f"teacher graph weight {r['graph_weight']:g}: holdout clean {r['holdout_clean_ndcg@10']:.4f}, "
+              f"valid {r['valid_ndcg@10']:.4f}")
     print(f"\n{'student':<8} {'seed':<4} {'w':>4} {'holdout leaky':>14} {'holdout clean':>14} {'valid NDCG@10':>14}")
     for r in rows:
         print(f"{r['student']:<8} {r['seed']:<4} {r['w']:>4g} {r['holdout_leaky_ndcg@10']:>14.4f} "
@@ -157,7 +193,7 @@ def main() -> None:
                            "valid": "leave-one-out; full ranking over all items; history excluded; dev numbers, "
                                     "never used to choose",
                            "seconds": round(time.monotonic() - started_all, 1)},
-              "rows": rows, "choices": choices}
+              "rows": rows, "choices": choices, "teacher": teacher_rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"saved {args.out}")
