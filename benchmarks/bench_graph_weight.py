@@ -27,8 +27,8 @@ holdout held out) does the same for the text + graph teacher's graph weight at s
 teacher plus the clean set's score on the holdout, the regular set's on ``valid``
 (:func:`recommender.teachers.graph_teacher.load_graph_teacher`). ``--students ""`` skips the students.
 
-Run (about 6 minutes a seed and student on one core, after the regular set and title vectors
-exist; a fresh home trains the regular set first, about 2 minutes):
+Run (about 4 minutes a seed for both students on one core, after the regular set and title vectors
+exist; a fresh home trains the regular set first, about 2 minutes; ``--teacher`` adds about 2.5):
 ``.venv/bin/python benchmarks/bench_graph_weight.py --data-dir ../shared/data --seeds 0,1,2``
 (``benchmarks/results/graph_weight.json``). Numbers: README, "Graph-score term".
 """

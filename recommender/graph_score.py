@@ -24,7 +24,8 @@ GRAPH_TEMPERATURE = 0.07
 #: neither the student nor the embedding set saw (``benchmarks/bench_graph_weight.py``: the mean
 #: holdout NDCG@10 of SASRec and GRU4Rec over seeds 0-2 was 0.0949 / 0.0990 / 0.1002 / **0.1012** /
 #: 0.1006 at w = 0.5 / 1 / 2 / 4 / 8). Until 2026-12-03 it was 1.0, the text + graph teacher's weight,
-#: set before any measurement (that teacher keeps 1.0). A student saved with another weight keeps it.
+#: set before any measurement (the teacher's weight, chosen the same way, is 4.0 too). A student saved
+#: with another weight keeps it.
 GRAPH_SCORE_WEIGHT = 4.0
 
 

@@ -551,6 +551,6 @@ def select(run: EntityRun, options: PipelineOptions, confidence: ConfidenceModel
     return run
 
 
-__all__ = ["CANDIDATE_POLICY", "EntityRun", "KnowledgePipeline", "NO_RERANKER", "PipelineModels", "PipelineOptions", "ScoredTriple",
-           "SourceEntity", "WriteReport", "candidate_policy", "catalogue_targets_only", "features_of", "policy_note",
-           "select"]
+__all__ = ["CANDIDATE_POLICY", "EntityRun", "KnowledgePipeline", "NO_RERANKER", "PipelineModels", "PipelineOptions",
+           "ScoredTriple", "SourceEntity", "WriteReport", "candidate_policy", "catalogue_targets_only", "features_of",
+           "policy_note", "select"]
