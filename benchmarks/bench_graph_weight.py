@@ -39,7 +39,6 @@ import argparse
 import json
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from recommender.evaluate import TEACHER_SEED  # the text teacher's holdout seed
@@ -47,23 +46,18 @@ from recommender.evaluate import TEACHER_SEED  # the text teacher's holdout seed
 RESULTS = Path(__file__).resolve().parent / "results" / "graph_weight.json"
 
 
-def without_holdout(dataset, held_users: set[str], item_ids: list[str], targets: dict[str, int]):
+def without_holdout(dataset, holdout, item_ids: list[str]):
     """``dataset`` with each held user's last train interaction relabelled ``holdout`` (so no graph
-    export reads it); checks that it is the item the students hold out."""
-    last: dict[str, tuple[int, int]] = {}
-    for i, r in enumerate(dataset.interactions):
-        if r.split == "train" and r.user in held_users:
-            order = r.position if r.position is not None else (r.timestamp or 0)
-            if r.user not in last or order >= last[r.user][0]:
-                last[r.user] = (order, i)
-    if set(last) != held_users:
-        raise SystemExit(f"{len(held_users - set(last))} held-out users have no train interaction in the dataset")
-    held = {i for _, i in last.values()}
-    for user, (_, i) in last.items():
-        if dataset.interactions[i].item != item_ids[targets[user]]:
-            raise SystemExit(f"user {user}: the dataset's last train item is not the students' holdout item")
-    return replace(dataset, interactions=[replace(r, split="holdout") if i in held else r
-                                          for i, r in enumerate(dataset.interactions)])
+    export reads it: :func:`gnn.export.holdout_last_train` with those users); checks that it is the
+    item the students hold out."""
+    from gnn.export import holdout_last_train
+
+    held = holdout_last_train(dataset, users=holdout.users, split="holdout")
+    removed = {r.user: r.item for r in held.interactions if r.split == "holdout"}
+    expected = {u: item_ids[t] for u, t in zip(holdout.users, holdout.targets.tolist(), strict=True)}
+    if removed != expected:
+        raise SystemExit("the dataset's last train items are not the students' holdout items")
+    return held
 
 
 def teacher_weights(name: str, data, holdout, valid, clean_set: str, regular_set: str, weights: list[float],
@@ -132,8 +126,7 @@ def main() -> None:
         holdout = split.holdout
         clean_set = f"{regular_set}-without-student-holdout-s{seed}"
         started = time.monotonic()
-        records = without_holdout(data.dataset, set(holdout.users), data.item_ids,
-                                  dict(zip(holdout.users, holdout.targets.tolist(), strict=True)))
+        records = without_holdout(data.dataset, holdout, data.item_ids)
         finetune_target(settings, dataset=args.dataset, data_dir=args.data_dir, records=records, name=clean_set)
         clean_seconds = time.monotonic() - started
         clean_spec = f"text+graph:{clean_set}"

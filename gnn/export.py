@@ -51,7 +51,7 @@ Shapes:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -120,14 +120,16 @@ def _edges(pairs: list[tuple[int, int]]) -> torch.Tensor:
 
 
 def holdout_last_train(dataset: Dataset, *, fraction: float = 0.2, seed: int = 0,
-                       split: str = "holdout") -> Dataset:
+                       split: str = "holdout", users: Collection[str] | None = None) -> Dataset:
     """A copy of ``dataset`` whose sampled users' last ``train`` item is relabelled ``split``.
 
     This is the validation for adaptive source selection: it comes from the target's *train*
     sequences only (never the ``valid``/``test`` split). A user needs at least 2 train items to
-    keep a history. The last item is the highest ``position`` (or ``timestamp``).
+    keep a history. The last item is the highest ``position`` (or ``timestamp``). ``users`` holds
+    out exactly those users instead of a sample (another component's holdout, e.g. the
+    recommenders'); one without 2 train items is an error naming ``users``.
     """
-    if not 0.0 < fraction <= 1.0:
+    if users is None and not 0.0 < fraction <= 1.0:
         raise InvalidInputError("fraction", f"must be in (0, 1], got {fraction!r}")
     last: dict[str, tuple[float, int]] = {}
     counts: dict[str, int] = {}
@@ -139,9 +141,15 @@ def holdout_last_train(dataset: Dataset, *, fraction: float = 0.2, seed: int = 0
         if r.user not in last or order >= last[r.user][0]:
             last[r.user] = (order, i)
     eligible = sorted(u for u, c in counts.items() if c >= 2)
-    rng = np.random.default_rng(seed)
-    chosen = rng.choice(len(eligible), size=int(round(fraction * len(eligible))), replace=False)
-    held = {last[eligible[j]][1] for j in chosen}
+    if users is not None:
+        missing = set(users) - set(eligible)
+        if missing:
+            raise InvalidInputError("users", f"{len(missing)} user(s) without 2 train items, e.g. {min(missing)!r}")
+        held = {last[u][1] for u in users}
+    else:
+        rng = np.random.default_rng(seed)
+        chosen = rng.choice(len(eligible), size=int(round(fraction * len(eligible))), replace=False)
+        held = {last[eligible[j]][1] for j in chosen}
     interactions: list[InteractionRecord] = [
         replace(r, split=split) if i in held else r for i, r in enumerate(dataset.interactions)]
     return replace(dataset, interactions=interactions)

@@ -90,6 +90,14 @@ def test_holdout_takes_the_last_train_item_only():
     assert (users["u1"], items["b"]) not in edge_set(data, INTERACTS)
 
 
+def test_holdout_of_given_users_takes_exactly_their_last_train_item():
+    held = holdout_last_train(tiny_dataset(), users=["u2"])
+    assert {(r.user, r.item) for r in held.interactions if r.split == "holdout"} == {("u2", "c")}
+    with pytest.raises(InvalidInputError) as error:  # u3 has one train item: nothing would remain
+        holdout_last_train(tiny_dataset(), users=["u2", "u3"])
+    assert error.value.field == "users" and "'u3'" in error.value.reason
+
+
 def test_concat_offsets_ids_per_domain():
     one = export_dataset(tiny_dataset("one"), features=np.zeros((4, 2), np.float32), domain=0)
     two = export_dataset(tiny_dataset("two"), features=np.ones((4, 2), np.float32), domain=1)
