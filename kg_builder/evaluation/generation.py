@@ -22,7 +22,8 @@ Protocol (stated in every result):
 
 Ablations (one row each): ``full`` (utility-ranked knowledge, every generator, voting, the top
 fraction kept by the calibrated confidence over every signal); ``no_reranker`` (same candidates,
-confidence fitted without the reranker's score); ``reranker_only`` (kept by the reranker's score
+confidence fitted without the reranker's score); ``no_own_relation`` (confidence fitted without
+``log_own``, S's own use of the relation); ``reranker_only`` (kept by the reranker's score
 alone, the KG-BERT filter); ``similarity_only`` (knowledge ranked by similarity, not
 utility); ``only_<generator>`` (the candidates of one generator, no voting).
 
@@ -59,6 +60,7 @@ Progress = Callable[[int, int, str], None]
 Triple = tuple[str, str, str]
 
 WITHOUT_RERANKER = tuple(f for f in FEATURES if f not in ("reranker_logit", "reranker_margin"))
+WITHOUT_OWN = tuple(f for f in FEATURES if f != "log_own")
 
 
 def _heads(dataset: Dataset, split: str, max_entities: int | None, seed: int) -> list[str]:
@@ -169,6 +171,7 @@ class GenerationResult(BaseModel):
 VARIANTS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "full": (FEATURES, "utility"),
     "no_reranker": (WITHOUT_RERANKER, "utility"),
+    "no_own_relation": (WITHOUT_OWN, "utility"),
     "similarity_only": (FEATURES, "similarity"),
     "reranker_only": (None, "utility"),
     "graph_rank_only": (None, "utility"),

@@ -15,6 +15,11 @@ log_joint              log(P(R | S) x p_graph): the relation classifier and Comp
                        probability of (R, T) for S (a product a linear model cannot form itself;
                        log 1e-6 when either is missing)
 new_entity             1 when T is a new entity (a name no node has), else 0
+log_own                log(1 + how many edges of R S already heads): S's own use of R. Relations S
+                       heads hold most of its unseen truth on UMLS (98.9 % of the held-out triples)
+                       and less of it on WN18RR (42 %); the filter keeps them first
+                       (``relations.RelationSelector``), and this feature lets the calibration
+                       weigh a relation the classifier added against one S already uses
 =====================  ==========================================================================
 
 **Modes.** A model is fitted in one mode, ``offline`` (no LLM: ``kgforge train confidence``) or
@@ -59,7 +64,7 @@ from kg_builder.settings import Settings
 
 KIND = "confidence-lr"
 FEATURES = ("reranker_logit", "votes", "rr_graph", "rr_dense", "rr_corpus", "rr_llm", "relation_retrieval",
-            "relation_probability", "p_graph", "log_range", "reranker_margin", "log_joint", "new_entity")
+            "relation_probability", "p_graph", "log_range", "reranker_margin", "log_joint", "new_entity", "log_own")
 MODES = ("offline", "llm")
 FOLDS = 5
 

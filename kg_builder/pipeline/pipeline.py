@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -231,7 +232,7 @@ class PipelineModels:
 
 
 def features_of(voted: Voted, relation_score: float, relation_probability: float, reranker_logit: float, *,
-                range_count: int = 0, reranker_threshold_logit: float = 0.0) -> list[float]:
+                range_count: int = 0, reranker_threshold_logit: float = 0.0, own_count: int = 0) -> list[float]:
     """The confidence model's feature vector of one voted candidate (names in ``confidence.FEATURES``)."""
     def rr(generator: str) -> float:
         rank = voted.best_rank(generator)
@@ -244,7 +245,7 @@ def features_of(voted: Voted, relation_score: float, relation_probability: float
               "p_graph": p_graph, "log_range": math.log1p(range_count),
               "reranker_margin": reranker_logit - reranker_threshold_logit,
               "log_joint": math.log(max(relation_probability * p_graph, 1e-6)),
-              "new_entity": float(voted.target_id is None)}
+              "new_entity": float(voted.target_id is None), "log_own": math.log1p(own_count)}
     return [values[name] for name in FEATURES]
 
 
@@ -330,6 +331,7 @@ class KnowledgePipeline:
         lap("rerank")
         by_relation = {c.relation: c for c in selection.kept}
         threshold_logit = self._reranker_threshold_logit()
+        own = Counter(e.relation for e in self.snapshot.out_edges(info.id)) if knowledge.in_graph else Counter()
         candidates = []
         for v, logit in zip(voted, logits, strict=True):
             relation = by_relation[v.relation]
@@ -343,7 +345,7 @@ class KnowledgePipeline:
                 features=features_of(v, relation.retrieval_score, relation.probability or 0.0, logit,
                                      range_count=self.snapshot.relation_range(v.relation).get(v.target_id, 0)
                                      if v.target_id else 0,
-                                     reranker_threshold_logit=threshold_logit),
+                                     reranker_threshold_logit=threshold_logit, own_count=own[v.relation]),
                 reranker_probability=1.0 / (1.0 + math.exp(-logit)) if self.models.reranker is not None else None))
         return EntityRun(entity=info, knowledge=knowledge, relations=selection, proposals=len(proposals),
                          candidates=candidates, timings=timings, errors=errors)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
+from collections import Counter
 
 import kgforge_zoo
 import numpy as np
@@ -19,7 +21,7 @@ from kg_builder.evaluation.generation import evaluate_generation, only_generator
 from kg_builder.models.encoder import TextEncoder
 from kg_builder.models.saved import ModelNotTrainedError
 from kg_builder.pipeline import GraphSnapshot, KnowledgePipeline, PipelineModels, PipelineOptions, SourceEntity
-from kg_builder.pipeline.confidence import ConfidenceModel
+from kg_builder.pipeline.confidence import FEATURES, ConfidenceModel
 from kg_builder.pipeline.generators import Proposal, vote
 from kg_builder.pipeline.pipeline import candidate_policy, policy_note
 from kg_builder.settings import Settings
@@ -109,6 +111,22 @@ def test_keep_own_relations_keeps_the_relations_s_already_heads(trained):
     assert len(new.relations.kept) == 1  # a new entity heads nothing: the classifier alone decides
 
 
+def test_a_candidate_carries_how_often_s_already_heads_its_relation(trained):
+    """``log_own`` = log(1 + S's edges of the candidate's relation): the confidence model reads it
+    to weigh a relation S already uses against one only the classifier proposes."""
+    _, dataset, models, _ = trained
+    snapshot = GraphSnapshot.from_dataset(dataset, ("train",))
+    options = OPTIONS.model_copy(update={"use_llm": False, "relation_threshold": 0.0})  # own and classifier's
+    run = KnowledgePipeline(snapshot, models, options).run("sheep")  # heads `eats` in train, not `lives_in`
+    column = FEATURES.index("log_own")
+    heads = Counter(e.relation for e in snapshot.out_edges("zoo:sheep"))
+    assert {c.relation for c in run.candidates} == {"eats", "lives_in"} and set(heads) == {"eats"}
+    for c in run.candidates:
+        assert c.features[column] == pytest.approx(math.log1p(heads[c.relation]))
+    new = KnowledgePipeline(snapshot, models, options).run("unicorn")  # a new entity heads nothing
+    assert new.candidates and all(c.features[column] == 0.0 for c in new.candidates)
+
+
 def test_a_job_notes_a_confidence_model_fitted_on_another_candidate_policy(trained):
     """The floor for a target precision was read off the calibration candidates: a job whose
     candidate policy differs from the one the confidence model recorded (or a model that records
@@ -144,7 +162,7 @@ def test_generation_evaluation_reports_every_ablation(trained):
     _, dataset, models, _ = trained
     result = evaluate_generation(dataset=dataset, models=models, split="test", max_entities=None,
                                  options=OPTIONS)
-    assert set(result.rows) >= {"default", "full", "no_reranker", "similarity_only", "reranker_only",
+    assert set(result.rows) >= {"default", "full", "no_reranker", "no_own_relation", "similarity_only", "reranker_only",
                                 "graph_rank_only", "only_graph", "only_corpus"}
     full = result.rows["full"]
     assert full["held_out"] == 1 and full["candidate_recall"] == 1.0  # (zebra, lives_in, savanna) is proposed
