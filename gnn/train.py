@@ -94,15 +94,26 @@ def batch_loss(h: dict[str, Tensor], batch: HeteroData, *, item_loss_weight: flo
     return loss
 
 
+def _optimiser(model: GraphEncoder, *, lr: float, weight_decay: float, shared_lr_scale: float) -> torch.optim.Adam:
+    """Adam over every weight; the shared ones (all but the ID embeddings: what
+    :meth:`GraphEncoder.load_shared` transfers) at ``lr * shared_lr_scale``."""
+    if shared_lr_scale == 1.0:
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    named = list(model.named_parameters())
+    groups = [{"params": [p for n, p in named if n.startswith("id_emb.")]},
+              {"params": [p for n, p in named if not n.startswith("id_emb.")], "lr": lr * shared_lr_scale}]
+    return torch.optim.Adam([g for g in groups if g["params"]], lr=lr, weight_decay=weight_decay)
+
+
 def _train(model: GraphEncoder, data: HeteroData, *, epochs: int | None, max_minutes: float | None,
            max_batches: int | None, seed: int, batch_size: int, num_neighbors: Sequence[int], num_negatives: int,
            lr: float, weight_decay: float, item_loss_weight: float, progress: Progress | None,
-           stage: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+           stage: str, shared_lr_scale: float = 1.0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     if epochs is None and max_minutes is None and max_batches is None:
         raise InvalidInputError("epochs", "give epochs, max_minutes or max_batches (none would never stop)")
     sampler = LinkBatchSampler(data, num_neighbors=num_neighbors, batch_size=batch_size,
                                num_negatives=num_negatives, seed=seed)
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimiser = _optimiser(model, lr=lr, weight_decay=weight_decay, shared_lr_scale=shared_lr_scale)
     deadline = time.monotonic() + 60 * max_minutes if max_minutes is not None else None
     start = time.monotonic()
     history: list[dict[str, Any]] = []
@@ -167,7 +178,8 @@ def holdout_validator(graph: HeteroData, sequences) -> Validate:
 def _train_next_item(model: GraphEncoder, data: HeteroData, *, epochs: int | None, max_minutes: float | None,
                      max_batches: int | None, seed: int, batch_size: int, lr: float, weight_decay: float,
                      temperature: float, validate: Validate | None, eval_every: int, patience: int | None,
-                     progress: Progress | None, stage: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                     progress: Progress | None, stage: str,
+                     shared_lr_scale: float = 1.0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The next-item objective (:mod:`gnn.objectives`) with early stopping on ``validate``: the best
     validated state (the start included) is the one kept."""
     from .objectives import domain_pair_slices, next_item_loss
@@ -183,7 +195,7 @@ def _train_next_item(model: GraphEncoder, data: HeteroData, *, epochs: int | Non
     per_epoch = max(1, -(-total // batch_size))
     graph = full_batch(data)
     generator = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimiser = _optimiser(model, lr=lr, weight_decay=weight_decay, shared_lr_scale=shared_lr_scale)
     deadline = time.monotonic() + 60 * max_minutes if max_minutes is not None else None
     limit = min(x for x in (max_batches, epochs * per_epoch if epochs is not None else None) if x is not None) \
         if (max_batches is not None or epochs is not None) else None
@@ -276,12 +288,14 @@ def _run(model: GraphEncoder, data: HeteroData, *, stage: str, config: dict[str,
 
 def _train_kwargs(objective: str, *, epochs, max_minutes, max_batches, seed, batch_size, lr, weight_decay,
                   num_neighbors, num_negatives, item_loss_weight, temperature, validate, eval_every,
-                  patience) -> dict[str, Any]:
+                  patience, shared_lr_scale: float = 1.0) -> dict[str, Any]:
     """The options of ``objective``'s training loop (the others do not apply to it)."""
     if objective not in OBJECTIVES:
         raise InvalidInputError("objective", f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
+    if not 0.0 <= shared_lr_scale <= 1.0:
+        raise InvalidInputError("shared_lr_scale", f"must be in [0, 1], got {shared_lr_scale}")
     common = dict(epochs=epochs, max_minutes=max_minutes, max_batches=max_batches, seed=seed, batch_size=batch_size,
-                  lr=lr, weight_decay=weight_decay)
+                  lr=lr, weight_decay=weight_decay, shared_lr_scale=shared_lr_scale)
     if objective == "link":
         return {**common, "num_neighbors": tuple(num_neighbors), "num_negatives": num_negatives,
                 "item_loss_weight": item_loss_weight}
@@ -335,8 +349,9 @@ def finetune(pretrained: TrainResult | GraphEncoder | None, target: HeteroData, 
              batch_size: int = 1024, num_neighbors: Sequence[int] = (10, 5), num_negatives: int = 4,
              lr: float = 0.001, weight_decay: float = 0.0, item_loss_weight: float = 1.0, temperature: float = 0.07,
              validate: Validate | None = None, eval_every: int = 25, patience: int | None = 4,
-             text_init: bool = True, text_hidden: int = 0, progress: Progress | None = None,
-             output_dir: Path | str | None = None, threads: int | None = 1) -> TrainResult:
+             text_init: bool = True, text_hidden: int = 0, shared_lr_scale: float = 1.0,
+             progress: Progress | None = None, output_dir: Path | str | None = None,
+             threads: int | None = 1) -> TrainResult:
     """Train an encoder on ``target`` starting from ``pretrained``'s shared weights.
 
     ``pretrained`` is a :class:`TrainResult`, a :class:`GraphEncoder` (e.g. ``GraphEncoder.load``)
@@ -345,7 +360,9 @@ def finetune(pretrained: TrainResult | GraphEncoder | None, target: HeteroData, 
     pretrained one's kind, dimension and layers and fresh ID embeddings sized for ``target``.
     ``validate`` (e.g. :func:`holdout_validator` on a train-only holdout) turns on early stopping
     for the ``next_item`` objective: every ``eval_every`` batches, stop after ``patience`` checks
-    without a gain, keep the best state.
+    without a gain, keep the best state. ``shared_lr_scale`` (in [0, 1]) scales the learning rate of
+    the shared weights (everything but the ID embeddings; 0 freezes them), so that fine-tuning keeps
+    more of what pretraining learned; 1 (the default) trains them like the rest.
     """
     source = pretrained.model if isinstance(pretrained, TrainResult) else pretrained
     if source is not None:
@@ -362,7 +379,8 @@ def finetune(pretrained: TrainResult | GraphEncoder | None, target: HeteroData, 
     kwargs = _train_kwargs(objective, epochs=epochs, max_minutes=max_minutes, max_batches=max_batches, seed=seed,
                            batch_size=batch_size, lr=lr, weight_decay=weight_decay, num_neighbors=num_neighbors,
                            num_negatives=num_negatives, item_loss_weight=item_loss_weight, temperature=temperature,
-                           validate=validate, eval_every=eval_every, patience=patience)
+                           validate=validate, eval_every=eval_every, patience=patience,
+                           shared_lr_scale=shared_lr_scale)
     config = {"stage": "finetune" if source is not None else "scratch", "model": model_name, "objective": objective,
               "dim": dim, "text_init": text_init and source is None, "num_layers": num_layers, "text_hidden": text_hidden,
               "domains": list(getattr(target, "domains", [])), **_config(kwargs)}
@@ -386,6 +404,8 @@ class SourceSelection:
     gains: dict[str, float]
     pretrained: dict[str, TrainResult]
     protocol: dict[str, Any]
+    #: candidate -> the fine-tuning's validation history (``{"batch", "loss", "validation_ndcg@10"}`` rows)
+    histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def select_sources(target_dataset, candidates: Mapping[str, HeteroData | None], *, target_features: np.ndarray,
@@ -417,6 +437,7 @@ def select_sources(target_dataset, candidates: Mapping[str, HeteroData | None], 
     sequences = user_sequences(held, "holdout")
     validate = holdout_validator(graph, sequences)
     scores: dict[str, dict[str, float]] = {}
+    histories: dict[str, list[dict[str, Any]]] = {}
     pretrained: dict[str, TrainResult] = {}
     for name, source in candidates.items():
         base = None
@@ -429,6 +450,7 @@ def select_sources(target_dataset, candidates: Mapping[str, HeteroData | None], 
         if options.get("objective", "next_item") == "next_item":
             options.setdefault("validate", validate)
         tuned = finetune(base, graph, model_name=model_name, seed=seed, progress=progress, **options)
+        histories[name] = tuned.history
         E = item_embeddings(tuned.model, graph)
         E = E / np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
         scores[name] = {k: round(v, 4) for k, v in rank_metrics(E, sequences).items()}
@@ -441,7 +463,8 @@ def select_sources(target_dataset, candidates: Mapping[str, HeteroData | None], 
     protocol = {"validation": f"last train item of {holdout_fraction:.0%} of the target's users (>= 2 train items), "
                               "removed from the graph; the valid/test split is never used",
                 "holdout_users": len(sequences.users), "metric": "ndcg@10 (full ranking, history excluded)"}
-    return SourceSelection(selected=selected, scores=scores, gains=gains, pretrained=pretrained, protocol=protocol)
+    return SourceSelection(selected=selected, scores=scores, gains=gains, pretrained=pretrained, protocol=protocol,
+                           histories=histories)
 
 
 __all__ = ["SourceSelection", "TrainResult", "TrainingDivergedError", "finetune", "item_embeddings", "pretrain",

@@ -144,6 +144,22 @@ def test_finetune_copies_shared_weights_and_makes_new_id_embeddings():
         other.load_shared(base.model.shared_state_dict())
 
 
+def test_shared_lr_scale_zero_freezes_the_transferred_weights_and_not_the_id_embeddings():
+    source = concat_graphs([toy_graph("a"), toy_graph("b", seed=1, domain=1)])
+    target = toy_graph("t", seed=2)
+    base = pretrain(source, "lightgcn", max_batches=2, dim=8, batch_size=32)
+    frozen = finetune(base, target, max_batches=3, lr=0.05, batch_size=32, shared_lr_scale=0.0)
+    assert torch.equal(frozen.model.text_proj.weight, base.model.text_proj.weight)
+    start = finetune(base, target, max_batches=1, lr=0.0, batch_size=32).model  # the same seed's initial IDs
+    assert not torch.equal(frozen.model.id_emb["item"].weight, start.id_emb["item"].weight)
+    moving = finetune(base, target, max_batches=3, lr=0.05, batch_size=32, shared_lr_scale=0.1)
+    assert not torch.equal(moving.model.text_proj.weight, base.model.text_proj.weight)
+    assert frozen.config["shared_lr_scale"] == 0.0 and moving.config["shared_lr_scale"] == 0.1
+    with pytest.raises(InvalidInputError) as error:
+        finetune(base, target, max_batches=1, shared_lr_scale=2.0)
+    assert error.value.field == "shared_lr_scale"
+
+
 def test_reverse_edge_types_are_message_edges():
     data = toy_graph()
     sampler = LinkBatchSampler(data, batch_size=8, seed=0)
