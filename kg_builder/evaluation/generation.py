@@ -3,9 +3,12 @@
 Protocol (stated in every result):
 
 * The pipeline sees a graph built from the dataset's **training** splits only
-  (:meth:`GraphSnapshot.from_dataset`): ``train`` for calibration on ``dev``; ``train + dev`` for the
-  evaluation on ``test``. The held-out split's triples are the truth; the models were trained on
-  ``train`` only.
+  (:meth:`GraphSnapshot.from_dataset`): ``train + dev`` for the evaluation on ``test``, ``train``
+  for the evaluation on ``dev``. The held-out split's triples are the truth; the models were trained
+  on ``train`` only. Calibration (:func:`calibration_set`): on ``test``, dev heads against train +
+  dev less half of each one's dev triples (the truth), so a calibration head misses about as much
+  as an evaluated one; on ``dev``, other dev heads against ``train``. On ``test`` the other
+  calibration graph's default policy is reported beside it (``calibration_comparison``).
 * Source entities are the heads of held-out triples (at most ``max_entities``, sampled with
   ``seed``); the pipeline runs on each (offline mode unless an LLM is passed).
 * The confidence model is fitted on the calibration runs (dev heads), one per ablation's feature
@@ -163,6 +166,9 @@ class GenerationResult(BaseModel):
     pr_curve: list[dict[str, float]]
     recall_matched: dict[str, dict[str, float]]
     differences: dict[str, dict[str, float]] = {}
+    calibration_graph: str = "train"
+    #: the default policy under each calibration graph fitted (:func:`calibration_set`)
+    calibration_comparison: dict[str, dict[str, float]] = {}
     timings: dict[str, float]
     models: dict[str, str | None]
 
@@ -256,6 +262,57 @@ def label_share(dataset: Dataset, calibration_split: str = "dev") -> float:
     return labelled / (labelled + hidden) if labelled else 1.0
 
 
+#: The graphs a confidence model can be calibrated against (``calibration_graph``).
+CALIBRATION_GRAPHS = ("train+dev", "train")
+
+
+def calibration_set(dataset: Dataset, heads: Sequence[str], graph: str = "train+dev", *,
+                    held_fraction: float = 0.5, seed: int = 0) -> tuple[GraphSnapshot, set[Triple], float]:
+    """The graph a confidence model is calibrated against, its truth and its labelled share
+    (``ConfidenceModel.label_share``), for the calibration ``heads`` (dev heads).
+
+    ``train``: the train triples only; truth is the whole dev split. Each calibration head then
+    misses its dev *and* its other held-out (test) triples, about twice the unseen truth of a head
+    in a graph of train + dev, which is the graph ``make run``'s job (and the test evaluation) runs
+    on; a confidence calibrated there reads high on such a graph.
+
+    ``train+dev`` (the default): the train and dev triples, less a random ``held_fraction`` (at
+    least one) of each calibration head's dev triples, which are the truth. A calibration head then
+    misses those and its test triples: closer to the density of a head in the graph jobs run on.
+    The labelled share is ``held / (held + D * |other held-out| / |dev|)``, where ``D`` is the
+    calibration heads' dev triples (split sizes only: the test split's content is never read).
+    """
+    if graph not in CALIBRATION_GRAPHS:
+        raise InvalidInputError("calibration_graph", f"must be one of {list(CALIBRATION_GRAPHS)}; got {graph!r}")
+    if not 0.0 < held_fraction < 1.0:
+        raise InvalidInputError("held_fraction", f"must be in (0, 1); got {held_fraction}")
+    if graph == "train":
+        return GraphSnapshot.from_dataset(dataset, ("train",)), _truth(dataset, "dev"), label_share(dataset)
+    chosen = set(heads)
+    by_head: dict[str, list] = {}
+    for t in dataset.triples["dev"]:
+        if t.head in chosen:
+            by_head.setdefault(t.head, []).append(t)
+    rng = random.Random(seed)
+    held_out = []
+    for head in sorted(by_head):
+        triples = sorted(by_head[head], key=lambda t: (t.relation, t.tail))
+        rng.shuffle(triples)
+        held_out.extend(triples[: max(1, round(held_fraction * len(triples)))])
+    held_ids = {(t.head, t.relation, t.tail) for t in held_out}
+    snapshot = GraphSnapshot.from_dataset(dataset, ("train", "dev"), exclude=held_ids)
+    held_keys = {(schema.graph_key(dataset.name, h), r, schema.graph_key(dataset.name, t)) for h, r, t in held_ids}
+    hidden = sum(len(v) for k, v in dataset.triples.items() if k not in ("train", "dev"))
+    expected_hidden = sum(len(v) for v in by_head.values()) * hidden / max(len(dataset.triples["dev"]), 1)
+    share = len(held_keys) / (len(held_keys) + expected_hidden) if held_keys else 1.0
+    return snapshot, held_keys, share
+
+
+def _calibration_text(graph: str) -> str:
+    return ("train + dev less half of each calibration head's dev triples (the truth)" if graph == "train+dev"
+            else "train (truth: their dev triples)")
+
+
 def _variant_scores(name: str, calib: Sequence[EntityRun], runs: Sequence[EntityRun], calib_truth: set[Triple],
                     share: float = 1.0) -> tuple[np.ndarray, ConfidenceModel | None]:
     features, _ = VARIANTS.get(name, (FEATURES, "utility"))
@@ -315,9 +372,15 @@ def _at_recall(scored: Sequence[EntityRun], truth: set[Triple], held: int, recal
 def evaluate_generation(*, dataset: Dataset, models: PipelineModels, split: str = "test", max_entities: int | None = 40,
                         seed: int = 0, options: PipelineOptions | None = None, llm: LLM | None = None,
                         ablations: bool = True, target_precision: float = 0.7,
+                        calibration_graph: str | None = None,
                         progress: Progress | None = None) -> GenerationResult:
     """Run the pipeline on held-out heads, calibrate on dev, score the default policy, the PR curve
-    over the floor and every ablation at the default policy's kept budget (module docstring)."""
+    over the floor and every ablation at the default policy's kept budget (module docstring).
+
+    ``calibration_graph`` (:func:`calibration_set`): ``train+dev`` by default on ``test``, where the
+    evaluated heads run against train + dev; on ``dev`` only ``train`` applies (the evaluated dev
+    heads' truth must stay out of every graph). On ``test`` with ablations, the other calibration
+    graph is also fitted and its default policy reported in ``calibration_comparison``."""
     started = time.perf_counter()
     if split not in ("dev", "test") or split not in dataset.triples:
         raise InvalidInputError("split", f"must be dev or test and present in {dataset.name} "
@@ -327,9 +390,12 @@ def evaluate_generation(*, dataset: Dataset, models: PipelineModels, split: str 
     options = options or PipelineOptions()
     per_entity = options.max_per_entity
     calib_split = "dev"
-    calib_graph = GraphSnapshot.from_dataset(dataset, ("train",))
-    eval_graph = calib_graph if split == "dev" else GraphSnapshot.from_dataset(dataset, ("train", "dev"))
-    calib_truth, truth = _truth(dataset, calib_split), _truth(dataset, split)
+    graph_name = calibration_graph or ("train" if split == "dev" else "train+dev")
+    if split == "dev" and graph_name != "train":
+        raise InvalidInputError("calibration_graph", "must be train when the evaluated split is dev: a graph "
+                                "with dev triples would hold the evaluated heads' truth")
+    eval_graph = GraphSnapshot.from_dataset(dataset, ("train",) if split == "dev" else ("train", "dev"))
+    truth = _truth(dataset, split)
     calib_heads = _heads(dataset, calib_split, max_entities, seed)
     # On dev, the evaluated heads must not be the calibration heads: split the dev heads in two.
     heads = _heads(dataset, split, None if split == "dev" else max_entities, seed + 1)
@@ -338,6 +404,7 @@ def evaluate_generation(*, dataset: Dataset, models: PipelineModels, split: str 
         if len(pool) < 5:
             calib_heads, pool = calib_heads[: len(calib_heads) // 2], calib_heads[len(calib_heads) // 2:]
         heads = pool[:max_entities] if max_entities else pool
+    calib_graph, calib_truth, share = calibration_set(dataset, calib_heads, graph_name, seed=seed)
     timings: dict[str, float] = {}
     runs_by_kind: dict[str, tuple[list[EntityRun], list[EntityRun]]] = {}
     for kind in (["utility", "similarity"] if ablations else ["utility"]):
@@ -353,12 +420,25 @@ def evaluate_generation(*, dataset: Dataset, models: PipelineModels, split: str 
     held = len({t for t in truth if t[0] in {r.entity.id for r in runs_by_kind["utility"][1]}})
 
     calib, runs = runs_by_kind["utility"]
-    share = label_share(dataset)
     scores, model = _variant_scores("full", calib, runs, calib_truth, share)
     assert model is not None
     floor = model.floor_for(target_precision)
     full = keep_floor(_scored(runs, scores), floor, per_entity)
     rows: dict[str, dict[str, float]] = {"default": {**score_runs(full, truth, eval_graph), "floor": floor}}
+    comparison = {graph_name: {**rows["default"], "label_share": share}}
+    if ablations and split == "test":
+        # The same evaluated runs under the other calibration graph: does its floor promise what it keeps?
+        other = next(g for g in CALIBRATION_GRAPHS if g != graph_name)
+        other_graph, other_truth, other_share = calibration_set(dataset, calib_heads, other, seed=seed)
+        opts = options.model_copy(update={"use_utility": True, "use_reranker": True})
+        other_calib = candidate_runs(KnowledgePipeline(other_graph, models, opts, llm), dataset, calib_heads,
+                                     progress=progress, label=f"calibrate ({other})")
+        other_scores, other_model = _variant_scores("full", other_calib, runs, other_truth, other_share)
+        assert other_model is not None
+        other_floor = other_model.floor_for(target_precision)
+        other_kept = keep_floor(_scored(runs, other_scores), other_floor, per_entity)
+        comparison[other] = {**score_runs(other_kept, truth, eval_graph), "floor": other_floor,
+                             "label_share": other_share}
     budget = rows["default"]["kept"]
     curve = _curve(_scored(runs, scores), truth, per_entity, held)
     recalls = (0.10, 0.30, 0.50)
@@ -387,8 +467,9 @@ def evaluate_generation(*, dataset: Dataset, models: PipelineModels, split: str 
     timings["total_seconds"] = time.perf_counter() - started
     protocol = (f"pipeline on {len(heads)} {split} heads of {dataset.name} against a graph of "
                 f"{'train' if split == 'dev' else 'train+dev'} triples; confidence calibrated on {len(calib_heads)} "
-                f"other dev heads against train (5-fold out-of-fold predictions choose the floor; labelled share of "
-                f"their unseen truth {share:.3f}: other held-out splits count as unlabelled, not false); "
+                f"other dev heads against {_calibration_text(graph_name)} (5-fold out-of-fold predictions choose the "
+                f"floor; labelled share of their unseen truth {share:.3f}: other held-out splits count as "
+                f"unlabelled, not false); "
                 f"{'LLM mode' if llm else 'offline mode'}; default policy: confidence >= the floor that reached "
                 f"precision {target_precision:.2f} on the calibration heads ({floor:.3f}), at most {per_entity} per "
                 f"entity; every other row keeps the same number of triples ({int(budget)}) by its own ranking, "
@@ -397,7 +478,8 @@ def evaluate_generation(*, dataset: Dataset, models: PipelineModels, split: str 
     return GenerationResult(
         dataset=dataset.name, split=split, calibration_split=calib_split, protocol=protocol,
         options=options.model_dump(), target_precision=target_precision, floor=floor, rows=rows, pr_curve=curve,
-        recall_matched=matched, differences=differences, timings=timings,
+        recall_matched=matched, differences=differences, calibration_graph=graph_name,
+        calibration_comparison=comparison, timings=timings,
         models={"structural": "structural-" + dataset.name if models.structural else None,
                 "dense": "dense-" + dataset.name if models.dense else None,
                 "reranker": "reranker-" + dataset.name if models.reranker else None,
@@ -407,25 +489,26 @@ def evaluate_generation(*, dataset: Dataset, models: PipelineModels, split: str 
 
 def fit_confidence(*, dataset: Dataset, models: PipelineModels, max_entities: int | None = 60, seed: int = 0,
                    options: PipelineOptions | None = None, llm: LLM | None = None,
+                   calibration_graph: str = "train+dev",
                    progress: Progress | None = None) -> tuple[ConfidenceModel, ConfidenceModel, dict[str, Any]]:
-    """Fit the saved confidence models (with and without the reranker) on dev heads against train,
-    in the mode of ``llm`` (offline when None)."""
+    """Fit the saved confidence models (with and without the reranker) on dev heads against
+    ``calibration_graph`` (:func:`calibration_set`), in the mode of ``llm`` (offline when None)."""
     mode = "llm" if llm is not None else "offline"
     options = (options or PipelineOptions()).model_copy(update={"use_reranker": True, "use_llm": llm is not None})
-    graph = GraphSnapshot.from_dataset(dataset, ("train",))
     heads = _heads(dataset, "dev", max_entities, seed)
+    graph, truth, share = calibration_set(dataset, heads, calibration_graph, seed=seed)
     runs = candidate_runs(KnowledgePipeline(graph, models, options, llm), dataset, heads, progress=progress,
                           label="calibrate")
-    x, y, groups = labelled(runs, _truth(dataset, "dev"))
-    share = label_share(dataset)
+    x, y, groups = labelled(runs, truth)
     full = ConfidenceModel.fit(x, y, features=FEATURES, groups=groups, mode=mode, label_share=share)
     no_reranker = ConfidenceModel.fit(x, y, features=WITHOUT_RERANKER, groups=groups, mode=mode, label_share=share)
     for model in (full, no_reranker):
         model.meta.update({"domain": dataset.name, "generators": options.generators, "heads": len(heads),
+                           "calibration_graph": calibration_graph,
                            "candidate_policy": candidate_policy(options)})
     floors = {f"{p:.2f}": full.floor_for(p) for p in (0.5, 0.6, 0.7, 0.8, 0.9)}
     metrics = {"entities": len(heads), "candidates": int(len(y)), "positives": int(y.sum()), "mode": mode,
-               "label_share": share, "candidate_policy": candidate_policy(options),
+               "label_share": share, "calibration_graph": calibration_graph, "candidate_policy": candidate_policy(options),
                "brier_out_of_fold": brier(full.oof_scores, y),
                "ece_out_of_fold": expected_calibration_error(full.oof_scores, y),
                "floors_by_target_precision": floors,
@@ -433,5 +516,5 @@ def fit_confidence(*, dataset: Dataset, models: PipelineModels, max_entities: in
     return full, no_reranker, metrics
 
 
-__all__ = ["GenerationResult", "evaluate_generation", "fit_confidence", "keep_floor", "keep_top", "only_generator",
+__all__ = ["CALIBRATION_GRAPHS", "GenerationResult", "calibration_set", "evaluate_generation", "fit_confidence", "keep_floor", "keep_top", "only_generator",
            "score_runs"]

@@ -28,11 +28,15 @@ log_own                log(1 + how many edges of R S already heads): S's own use
 model of its own mode and :meth:`ConfidenceModel.check_mode` refuses any other (an offline model
 has never seen an LLM rank, and the LLM model's votes mean something else).
 
-**Unlabelled truth.** The calibration graph holds the train triples and its truth is the dev
-split; when the dataset has further held-out splits (UMLS's test), their triples are true but
-absent from both, so the calibration labels them false. Labelled positives are then a random
-share ``c = |dev| / (|dev| + |other held-out splits|)`` of the true ones (split sizes only, never
-their content), and, as in positive-unlabelled learning (Elkan & Noto 2008), P(true | x) =
+**Unlabelled truth.** The calibration heads' truth is held out of the calibration graph: by
+default half of each head's dev triples, in a graph of train + the rest of dev (``train+dev``,
+the density of a graph that holds train and dev, as ``make run``'s); or the whole dev split, in a
+graph of train only (``train``). See ``evaluation.generation.calibration_set``. When the dataset
+has further held-out splits (UMLS's test), their triples are true but absent from both, so the
+calibration labels them false. Labelled positives are then a random share ``c`` of the true ones
+(``held / (held + D * |other held-out splits| / |dev|)`` with ``D`` the heads' dev triples; with
+``train``, ``|dev| / (|dev| + |other held-out splits|)``: split sizes only, never their content),
+and, as in positive-unlabelled learning (Elkan & Noto 2008), P(true | x) =
 P(labelled | x) / c: :meth:`predict` divides by ``label_share`` (capped at 1) and :meth:`floor_for`
 reads precision the same way. Without other held-out splits ``c`` is 1 and nothing changes.
 
@@ -42,8 +46,8 @@ precision into the lowest confidence whose kept set reached that precision on th
 Wilson lower bound (a few dozen heads are a small sample). The job's keep
 policy (``pipeline.select``) writes what clears that floor, capped per entity.
 
-It is fitted on candidates the pipeline generates for the **dev** heads against a graph holding
-only the train triples (label: the candidate is a dev triple), so its output is a probability
+It is fitted on candidates the pipeline generates for the **dev** heads against a graph without
+their held-out dev triples (label: the candidate is one of them), so its output is a probability
 calibrated on held-out truth (``kgforge train confidence``). A model can be fitted on a subset of
 the features (the ablations: without the reranker, one generator only); missing features are
 simply not read.

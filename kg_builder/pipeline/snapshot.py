@@ -101,8 +101,10 @@ class GraphSnapshot:
 
     # --- construction --------------------------------------------------------------------------
     @classmethod
-    def from_dataset(cls, dataset: Dataset, splits: Sequence[str] = ("train",)) -> GraphSnapshot:
-        """The graph ``kgforge import`` would write for ``dataset``, restricted to ``splits``."""
+    def from_dataset(cls, dataset: Dataset, splits: Sequence[str] = ("train",), *,
+                     exclude: Iterable[tuple[str, str, str]] = ()) -> GraphSnapshot:
+        """The graph ``kgforge import`` would write for ``dataset``, restricted to ``splits``, less
+        the ``exclude`` triples (dataset ids: ``(head, relation, tail)``)."""
         missing = [s for s in splits if s not in dataset.triples]
         if missing:
             raise InvalidInputError("splits", f"{dataset.name} has no split(s) {missing}; it has "
@@ -112,7 +114,9 @@ class GraphSnapshot:
 
         entities = {key(e.id): EntityInfo(key(e.id), e.name, e.description) for e in dataset.entities}
         relations = {r.id: r.text for r in dataset.relations}
-        edges = [Edge(key(t.head), t.relation, key(t.tail)) for s in splits for t in dataset.triples[s]]
+        skip = set(exclude)
+        edges = [Edge(key(t.head), t.relation, key(t.tail)) for s in splits for t in dataset.triples[s]
+                 if (t.head, t.relation, t.tail) not in skip]
         return cls(dataset.name, entities, relations, edges)
 
     @classmethod

@@ -110,10 +110,15 @@ def train_confidence_command(
     use_llm: bool = typer.Option(False, "--llm", help="Fit the LLM-mode model: run the configured LLM "
                                                       "(KGFORGE_LLM_BASE_URL) on the dev heads; saved as "
                                                       "confidence-<dataset>-llm."),
+    calibration_graph: str = typer.Option(
+        "train+dev", "--calibration-graph",
+        help="The graph the dev heads run against: train+dev (less half of each calibration head's dev "
+             "triples, which are the truth: the density of a graph that holds train and dev, as `make run`'s) "
+             "or train (the whole dev split is the truth)."),
     data_dir: Path | None = DataDirOption,
     json_out: bool = JsonOption,
 ) -> None:
-    """Calibrate the pipeline's confidence (logistic regression) on dev heads against the train graph.
+    """Calibrate the pipeline's confidence (logistic regression) on dev heads against a graph without their truth.
 
     A job applies only the model of its own mode (offline, or LLM when one is configured)."""
     import time
@@ -140,7 +145,8 @@ def train_confidence_command(
     models = PipelineModels.load(settings, dataset, options, calibrated=False)
     with step_progress() as update:
         full, no_reranker, metrics = fit_confidence(dataset=records, models=models, max_entities=max_entities,
-                                                    seed=seed, options=options, llm=llm, progress=update)
+                                                    seed=seed, options=options, llm=llm,
+                                                    calibration_graph=calibration_graph, progress=update)
     name = default_model_name(dataset, "llm" if use_llm else "offline")
     full.save(model_dir(settings, name))
     no_reranker.save(model_dir(settings, f"{name}-{NO_RERANKER}"))
@@ -166,6 +172,10 @@ def eval_generation_command(
                                            help="The default policy's target precision (chooses the floor on dev)."),
     generators: list[str] | None = GeneratorOption,
     ablations: bool = typer.Option(True, "--ablations/--no-ablations", help="Also run every ablation."),
+    calibration_graph: str | None = typer.Option(
+        None, "--calibration-graph",
+        help="train+dev (default on test) or train (default, and the only choice, on dev); on test with "
+             "ablations the other one is also fitted and compared."),
     data_dir: Path | None = DataDirOption,
     json_out: bool = JsonOption,
 ) -> None:
@@ -182,7 +192,8 @@ def eval_generation_command(
     with step_progress() as update:
         result = evaluate_generation(dataset=records, models=models, split=split, max_entities=max_entities,
                                      seed=seed, options=options, ablations=ablations,
-                                     target_precision=target_precision, progress=update)
+                                     target_precision=target_precision, calibration_graph=calibration_graph,
+                                     progress=update)
     if json_out:
         print_json(result.model_dump())
         return
@@ -222,4 +233,14 @@ def eval_generation_command(
         for name, d in result.differences.items():
             paired.add_row(name, f"{d['difference']:+.3f}", f"[{d['low']:+.3f}, {d['high']:+.3f}]")
         console.print(paired)
+    if len(result.calibration_comparison) > 1:
+        graphs = Table(title="the default policy under each calibration graph (does the floor promise what it keeps?)")
+        for column in ("calibration graph", "label share", "floor", "kept", "mean kept confidence", "precision",
+                       "recall"):
+            graphs.add_column(column, justify="left" if column == "calibration graph" else "right")
+        for name, row in result.calibration_comparison.items():
+            graphs.add_row(name + (" (used)" if name == result.calibration_graph else ""),
+                           *[f"{row[c]:.3f}" for c in ("label_share", "floor")], str(row["kept"]),
+                           *[f"{row[c]:.3f}" for c in ("mean_kept_confidence", "precision", "recall")])
+        console.print(graphs)
     console.print(f"[dim]{result.protocol}[/]")

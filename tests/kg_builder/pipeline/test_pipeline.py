@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from kg_builder.errors import InvalidInputError
-from kg_builder.evaluation.generation import evaluate_generation, only_generator
+from kg_builder.datasets import TripleRecord
+from kg_builder.evaluation.generation import calibration_set, evaluate_generation, only_generator
 from kg_builder.models.encoder import TextEncoder
 from kg_builder.models.saved import ModelNotTrainedError
 from kg_builder.pipeline import GraphSnapshot, KnowledgePipeline, PipelineModels, PipelineOptions, SourceEntity
@@ -51,6 +52,31 @@ def test_snapshot_from_dataset_holds_only_the_chosen_splits():
     assert [e.id for e in snapshot.find("  COW ")] == ["zoo:cow"]
     with pytest.raises(InvalidInputError, match="splits"):
         GraphSnapshot.from_dataset(zoo(), ("nope",))
+
+
+def test_calibration_graph_holds_part_of_each_calibration_heads_dev_triples():
+    base = zoo()
+    dev = [TripleRecord("cat", "likes", t) for t in ("fish", "meat", "hay", "cheese")] + [
+        TripleRecord("dog", "likes", "meat"), TripleRecord("cow", "likes", "hay")]
+    dataset = dataclasses.replace(base, triples={**base.triples, "dev": dev,
+                                                 "test": [TripleRecord("cat", "likes", "grass")] * 3})
+    graph, truth, share = calibration_set(dataset, ["cat", "dog"], "train+dev", seed=3)
+    cat_held = {t for t in truth if t[0] == "zoo:cat"}
+    assert len(cat_held) == 2 and {t[0] for t in truth} == {"zoo:cat", "zoo:dog"}  # half of 4; at least 1 of 1
+    assert not any(graph.has(*t) for t in truth)  # the truth is out of the graph
+    assert len(graph.known_tails("zoo:cat", "likes")) == 2  # the other half of cat's dev triples is in it
+    assert graph.has("zoo:cow", "likes", "zoo:hay")  # dev triples of other heads stay
+    assert graph.has("zoo:cow", "eats", "zoo:grass")
+    # 3 held of the heads' 5 dev triples; unlabelled truth expected from sizes: 5 * |test| / |dev| = 2.5
+    assert share == pytest.approx(3 / (3 + 5 * 3 / 6))
+    assert calibration_set(dataset, ["cat", "dog"], "train+dev", seed=3)[1] == truth  # seeded
+    train_graph, train_truth, train_share = calibration_set(dataset, ["cat"], "train")
+    assert not train_graph.known_tails("zoo:cat", "likes") and len(train_truth) == 6
+    assert train_share == pytest.approx(6 / 9)
+    with pytest.raises(InvalidInputError, match="calibration_graph"):
+        calibration_set(dataset, ["cat"], "everything")
+    with pytest.raises(InvalidInputError, match="held_fraction"):
+        calibration_set(dataset, ["cat"], held_fraction=1.0)
 
 
 def test_vote_counts_distinct_generators_and_llm_samples():
@@ -176,6 +202,12 @@ def test_generation_evaluation_reports_every_ablation(trained):
     assert result.pr_curve and all(0.0 <= p["precision"] <= 1.0 for p in result.pr_curve)
     assert [p["kept"] for p in result.pr_curve] == sorted(p["kept"] for p in result.pr_curve)  # floor falls
     assert "against a graph of train+dev triples" in result.protocol
+    assert "other dev heads against train + dev less half" in result.protocol
+    assert result.calibration_graph == "train+dev" and set(result.calibration_comparison) == {"train+dev", "train"}
+    assert result.calibration_comparison["train+dev"]["kept"] == budget
+    assert 0.0 <= result.calibration_comparison["train"]["floor"] <= 1.0
+    with pytest.raises(InvalidInputError, match="calibration_graph"):  # dev heads' truth would sit in the graph
+        evaluate_generation(dataset=dataset, models=models, split="dev", calibration_graph="train+dev")
     compared = {name for name, row in result.rows.items() if "error" not in row} - {"default", "full"}
     assert set(result.differences) == compared  # each ranking against the full one, paired over heads
     for name, d in result.differences.items():
